@@ -1,0 +1,151 @@
+//! Command-line definitions (clap) and their validation into configuration.
+//!
+//! Two layers, as typed → resolved: clap structs hold what the user typed;
+//! `resolve` functions check them and produce the configuration the modes
+//! run with, or a one-line error that names the cause and the fix.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::http::Limits;
+
+/// okring — a fixed `200 OK` HTTP/1.1 server for measuring what each server
+/// architecture costs, with its own load generator and benchmark harness.
+#[derive(Parser, Debug)]
+#[command(name = "okring", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the fixed 200 OK response in one of the server modes.
+    Serve(ServeArgs),
+    /// Generate HTTP load against a URL (closed loop, or open loop at a fixed rate).
+    Load(crate::load::LoadArgs),
+}
+
+/// Server architecture (see docs/architecture.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Per-core threads, each owning one io_uring (multishot accept, multishot recv, provided buffer ring).
+    Uring,
+    /// Per-core threads, each owning one epoll instance.
+    Epoll,
+    /// uring where a ring can be set up here, else epoll (says why).
+    Auto,
+}
+
+/// io_uring feature tier to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UringTier {
+    /// Everything the running kernel offers.
+    Auto,
+    /// Linux 5.19 feature set: single-shot recv with buffer select, no SINGLE_ISSUER/DEFER_TASKRUN.
+    #[value(name = "5.19")]
+    V5_19,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Server architecture.
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    pub mode: ModeArg,
+    /// Worker threads [default: the number of CPUs this process may run on].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Address to listen on; port 0 picks a free port (printed in the `listening on` line).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Pin worker i to the i-th CPU this process may run on.
+    #[arg(long)]
+    pub pin: bool,
+    /// Body of the fixed 200 response.
+    #[arg(long, default_value = "OK")]
+    pub body: String,
+    /// On exit, write the merged service-time histogram here as HdrHistogram
+    /// percentile distribution text (.hgrm, values in ms).
+    #[arg(long, value_name = "FILE")]
+    pub hist_out: Option<PathBuf>,
+    /// Cap on a request head (request line + headers), bytes; over it → 414/431 and close.
+    #[arg(long, default_value_t = 8192)]
+    pub max_head_bytes: usize,
+    /// Largest request body read and discarded, bytes; over it → 413 and close.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_body_bytes: u64,
+    /// io_uring completion queue size, entries (rounded up to a power of two).
+    #[arg(long, default_value_t = 16384)]
+    pub uring_cq_entries: u32,
+    /// Provided buffers per worker's buffer ring (a power of two, ≤ 32768).
+    #[arg(long, default_value_t = 1024)]
+    pub uring_bufs: u16,
+    /// Length of each provided buffer, bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub uring_buf_len: u32,
+    /// io_uring feature tier; `5.19` forces the oldest supported feature set.
+    #[arg(long, value_enum, default_value_t = UringTier::Auto)]
+    pub uring_tier: UringTier,
+}
+
+/// Resolved configuration of `okring serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub mode: ModeArg,
+    pub threads: usize,
+    pub bind: SocketAddr,
+    /// CPUs to pin worker i to (`cpus[i % len]`); empty when not pinning.
+    pub pin_cpus: Vec<usize>,
+    pub body: Vec<u8>,
+    pub hist_out: Option<PathBuf>,
+    pub limits: Limits,
+    pub uring_cq_entries: u32,
+    pub uring_bufs: u16,
+    pub uring_buf_len: u32,
+    pub uring_tier: UringTier,
+    /// How long shutdown waits for in-flight responses.
+    pub drain: Duration,
+}
+
+impl ServeArgs {
+    /// Validate and resolve. Errors are one line naming cause and fix.
+    pub fn resolve(&self) -> Result<ServeConfig, String> {
+        let allowed = crate::sys::allowed_cpus();
+        let threads = self.threads.unwrap_or(allowed.len().max(1));
+        if threads == 0 || threads > 1024 {
+            return Err(format!("--threads {threads}: must be between 1 and 1024"));
+        }
+        if !self.uring_bufs.is_power_of_two() || self.uring_bufs > 32768 {
+            return Err(format!(
+                "--uring-bufs {}: must be a power of two between 1 and 32768 (a provided buffer ring's size)",
+                self.uring_bufs
+            ));
+        }
+        if self.uring_buf_len < 64 {
+            return Err(format!("--uring-buf-len {}: must be at least 64 bytes", self.uring_buf_len));
+        }
+        if self.uring_cq_entries < 8 {
+            return Err(format!("--uring-cq-entries {}: must be at least 8", self.uring_cq_entries));
+        }
+        if self.max_head_bytes < 64 {
+            return Err(format!("--max-head-bytes {}: must be at least 64", self.max_head_bytes));
+        }
+        Ok(ServeConfig {
+            mode: self.mode,
+            threads,
+            bind: self.bind,
+            pin_cpus: if self.pin { allowed } else { Vec::new() },
+            body: self.body.clone().into_bytes(),
+            hist_out: self.hist_out.clone(),
+            limits: Limits { max_head_bytes: self.max_head_bytes, max_body_bytes: self.max_body_bytes },
+            uring_cq_entries: self.uring_cq_entries.next_power_of_two(),
+            uring_bufs: self.uring_bufs,
+            uring_buf_len: self.uring_buf_len,
+            uring_tier: self.uring_tier,
+            drain: Duration::from_secs(2),
+        })
+    }
+}

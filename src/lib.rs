@@ -1,0 +1,19 @@
+//! okring: a Linux HTTP/1.1 server that answers every request with one fixed
+//! `200 OK`, built to measure what each server architecture costs.
+//!
+//! Layout:
+//! - [`http`]: request framing and response bytes — pure, no I/O, shared by
+//!   every mode.
+//! - [`stats`]: HdrHistograms, counters, merging and export formats.
+//! - [`sys`]: socket setup, CPU affinity, signals (the unsafe kernel edge
+//!   for everything that is not io_uring).
+//! - [`server`]: the serving modes, one file each, behind one entry point.
+//! - [`load`]: the load generator (`okring load`).
+//! - [`cli`]: argument parsing into validated configuration.
+
+pub mod cli;
+pub mod http;
+pub mod load;
+pub mod server;
+pub mod stats;
+pub mod sys;

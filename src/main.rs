@@ -1,0 +1,17 @@
+//! okring's entry point: parse the command line, dispatch, map errors to an
+//! exit code. Everything else lives in the library.
+
+use clap::Parser;
+use okring::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => args.resolve().and_then(|cfg| okring::server::serve(&cfg)),
+        Command::Load(args) => okring::load::main(&args),
+    };
+    if let Err(msg) = result {
+        eprintln!("okring: error: {msg}");
+        std::process::exit(1);
+    }
+}
