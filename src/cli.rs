@@ -125,13 +125,22 @@ impl ServeArgs {
             ));
         }
         if self.uring_buf_len < 64 {
-            return Err(format!("--uring-buf-len {}: must be at least 64 bytes", self.uring_buf_len));
+            return Err(format!(
+                "--uring-buf-len {}: must be at least 64 bytes",
+                self.uring_buf_len
+            ));
         }
         if self.uring_cq_entries < 8 {
-            return Err(format!("--uring-cq-entries {}: must be at least 8", self.uring_cq_entries));
+            return Err(format!(
+                "--uring-cq-entries {}: must be at least 8",
+                self.uring_cq_entries
+            ));
         }
         if self.max_head_bytes < 64 {
-            return Err(format!("--max-head-bytes {}: must be at least 64", self.max_head_bytes));
+            return Err(format!(
+                "--max-head-bytes {}: must be at least 64",
+                self.max_head_bytes
+            ));
         }
         Ok(ServeConfig {
             mode: self.mode,
@@ -140,7 +149,10 @@ impl ServeArgs {
             pin_cpus: if self.pin { allowed } else { Vec::new() },
             body: self.body.clone().into_bytes(),
             hist_out: self.hist_out.clone(),
-            limits: Limits { max_head_bytes: self.max_head_bytes, max_body_bytes: self.max_body_bytes },
+            limits: Limits {
+                max_head_bytes: self.max_head_bytes,
+                max_body_bytes: self.max_body_bytes,
+            },
             uring_cq_entries: self.uring_cq_entries.next_power_of_two(),
             uring_bufs: self.uring_bufs,
             uring_buf_len: self.uring_buf_len,

@@ -18,7 +18,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_head_bytes: 8192, max_body_bytes: 64 << 20 }
+        Limits {
+            max_head_bytes: 8192,
+            max_body_bytes: 64 << 20,
+        }
     }
 }
 
@@ -67,7 +70,13 @@ impl Framer {
     pub fn new() -> Self {
         Framer { _private: () }
     }
-    pub fn feed(&mut self, _input: &[u8], _limits: &Limits, _resp: &Responder, _out: &mut Vec<u8>) -> Fed {
+    pub fn feed(
+        &mut self,
+        _input: &[u8],
+        _limits: &Limits,
+        _resp: &Responder,
+        _out: &mut Vec<u8>,
+    ) -> Fed {
         unimplemented!()
     }
     pub fn is_idle(&self) -> bool {

@@ -14,7 +14,8 @@ pub const HIST_SIGFIG: u8 = 3;
 
 /// A new, empty latency histogram in ns (1 ns..60 s, 3 significant digits).
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG).expect("static bounds are valid")
+    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, HIST_SIGFIG)
+        .expect("static bounds are valid")
 }
 
 /// Record `value_ns` (`count` times), saturating at [`HIST_HIGH_NS`] so an
@@ -100,7 +101,10 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     pub fn new() -> Self {
-        WorkerStats { service_ns: new_histogram(), counters: Counters::default() }
+        WorkerStats {
+            service_ns: new_histogram(),
+            counters: Counters::default(),
+        }
     }
     /// Merge `other` into `self` (histogram `add`, counters summed).
     pub fn merge(&mut self, other: &WorkerStats) {
