@@ -77,6 +77,17 @@ pub struct ServeArgs {
     /// Largest request body read and discarded, bytes; over it → 413 and close.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_body_bytes: u64,
+    /// Header timeout: a connection that has not delivered a complete request
+    /// head this long after accept, or after the first byte of a request, is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Idle keep-alive timeout: a connection with no request in progress and
+    /// nothing to send is closed after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most connections one worker holds; further connections are closed at accept.
+    #[arg(long, default_value_t = 65536)]
+    pub max_conns: usize,
     /// io_uring completion queue size, entries (rounded up to a power of two).
     #[arg(long, default_value_t = 16384)]
     pub uring_cq_entries: u32,
@@ -106,8 +117,16 @@ pub struct ServeConfig {
     pub uring_bufs: u16,
     pub uring_buf_len: u32,
     pub uring_tier: UringTier,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_conns: usize,
     /// How long shutdown waits for in-flight responses.
     pub drain: Duration,
+}
+
+/// Parse a duration like `10s`, `250ms`, `1m` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (write e.g. 10s, 250ms, 1m)"))
 }
 
 impl ServeArgs {
@@ -136,6 +155,12 @@ impl ServeArgs {
                 self.uring_cq_entries
             ));
         }
+        if self.max_conns == 0 || self.max_conns > (1 << 24) {
+            return Err(format!("--max-conns {}: must be between 1 and 16777216", self.max_conns));
+        }
+        if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err("--header-timeout and --idle-timeout must be above zero".into());
+        }
         if self.max_head_bytes < 64 {
             return Err(format!(
                 "--max-head-bytes {}: must be at least 64",
@@ -157,6 +182,9 @@ impl ServeArgs {
             uring_bufs: self.uring_bufs,
             uring_buf_len: self.uring_buf_len,
             uring_tier: self.uring_tier,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_conns: self.max_conns,
             drain: Duration::from_secs(2),
         })
     }

@@ -59,6 +59,8 @@ pub struct Fed {
     pub errors: u32,
     /// Close after `out` is sent; ignore any further input.
     pub close: bool,
+    /// The error status answered, if any (an error always closes).
+    pub error: Option<Status>,
 }
 
 /// Per-connection framing state machine.

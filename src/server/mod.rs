@@ -1,5 +1,276 @@
-//! Server modes. STUB.
-use crate::cli::ServeConfig;
-pub fn serve(_cfg: &ServeConfig) -> Result<(), String> {
-    Err("not built".into())
+//! The serving modes and what they share: dispatch, worker start-up,
+//! shutdown, and merging of statistics.
+//!
+//! # The contract of a mode
+//!
+//! Each thread mode is one file exporting
+//! `fn run_worker(id, listener, cfg, stop, ready) -> Result<WorkerStats, String>`:
+//! - it runs on its own thread, builds its own kernel objects there (a ring
+//!   or an epoll instance — never shared, never created before the thread),
+//!   and owns `listener` (its SO_REUSEPORT socket) and every connection it
+//!   accepts;
+//! - it reports set-up success or failure once through `ready`, before it
+//!   serves;
+//! - it frames with [`conn::ConnCore`] and [`crate::http`], counts into its
+//!   [`WorkerStats`], and records service time;
+//! - when `stop` is raised (and its eventfd signalled) it stops accepting,
+//!   closes idle connections, lets in-flight responses finish for at most
+//!   `cfg.drain`, then returns its statistics.
+//!
+//! `serve` binds the listeners, starts the workers, waits for SIGINT or
+//! SIGTERM, stops the workers, merges their statistics (histogram `add`,
+//! counters summed), prints a summary to stderr and writes `--hist-out`.
+//! A second signal exits at once.
+
+pub mod conn;
+pub mod epoll;
+pub mod uring;
+
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Sender};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::cli::{ModeArg, ServeConfig};
+use crate::stats::WorkerStats;
+use crate::sys;
+
+/// The event-loop mode a worker runs (resolved from `--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Uring,
+    Epoll,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Uring => "uring",
+            Mode::Epoll => "epoll",
+        }
+    }
+}
+
+/// Shutdown request shared by the signal thread and the workers: a flag,
+/// plus one eventfd per worker to wake its loop.
+pub struct Stop {
+    flag: AtomicBool,
+    wakers: Vec<OwnedFd>,
+}
+
+impl Stop {
+    pub fn new(workers: usize) -> Result<Arc<Stop>, String> {
+        let wakers = (0..workers)
+            .map(|_| sys::eventfd().map_err(|e| format!("eventfd: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(Stop { flag: AtomicBool::new(false), wakers }))
+    }
+
+    /// Whether shutdown was requested.
+    #[inline]
+    pub fn raised(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Request shutdown and wake every worker.
+    pub fn raise(&self) {
+        self.flag.store(true, Ordering::Release);
+        for w in &self.wakers {
+            sys::eventfd_signal(w.as_raw_fd());
+        }
+    }
+
+    /// Worker `id`'s wake-up eventfd (readable once shutdown is raised).
+    pub fn waker(&self, id: usize) -> std::os::fd::RawFd {
+        self.wakers[id].as_raw_fd()
+    }
+}
+
+/// Set-up outcome a worker reports before it serves: the kernel features
+/// in use (for the start-up line), or why it could not start.
+pub type Ready = Sender<Result<String, String>>;
+
+/// Decide the mode: `auto` tries to set up a ring here and falls back to
+/// epoll, saying why in one line on stderr.
+pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
+    match cfg.mode {
+        ModeArg::Epoll => Ok(Mode::Epoll),
+        ModeArg::Uring => uring::probe(cfg).map(|_| Mode::Uring),
+        ModeArg::Auto => match uring::probe(cfg) {
+            Ok(()) => Ok(Mode::Uring),
+            Err(why) => {
+                eprintln!("okring: auto mode: using epoll because io_uring is unavailable: {why}");
+                Ok(Mode::Epoll)
+            }
+        },
+    }
+}
+
+/// Run `okring serve` until SIGINT/SIGTERM. Returns after the summary is
+/// printed and `--hist-out` written.
+pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
+    let mode = resolve_mode(cfg)?;
+    let listeners = sys::reuseport_listeners(cfg.bind, cfg.threads, mode == Mode::Epoll)?;
+    let local = listeners[0].local_addr().map_err(|e| format!("getsockname: {e}"))?;
+    let stop = Stop::new(cfg.threads)?;
+
+    // Signals: the first SIGINT/SIGTERM starts a graceful stop, a second one
+    // exits at once.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let sig_handle = signals.handle();
+    {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("okring-signals".into())
+            .spawn(move || {
+                let mut seen = 0;
+                for _ in signals.forever() {
+                    seen += 1;
+                    if seen == 1 {
+                        stop.raise();
+                    } else {
+                        eprintln!("okring: second signal: exiting without draining");
+                        std::process::exit(130);
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    }
+
+    let started = Instant::now();
+    let cpu_before = sys::process_cpu_time();
+    let (ready_tx, ready_rx) = bounded(cfg.threads);
+    let (stats_tx, stats_rx) = bounded(cfg.threads);
+    let mut handles = Vec::with_capacity(cfg.threads);
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let cfg = cfg.clone();
+        let stop = stop.clone();
+        let ready = ready_tx.clone();
+        let stats_tx = stats_tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("okring-{}-{id}", mode.name()))
+            .spawn(move || {
+                let r = run_worker(mode, id, listener, &cfg, &stop, &ready);
+                // The receiver outlives every worker; a send cannot fail.
+                let _ = stats_tx.send(r);
+            })
+            .map_err(|e| format!("cannot start worker thread {id}: {e}"))?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+    drop(stats_tx);
+
+    let mut features = String::new();
+    for _ in 0..cfg.threads {
+        let failure = match ready_rx.recv() {
+            Ok(Ok(f)) => {
+                features = f;
+                continue;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => "a worker thread exited during set-up".to_string(),
+        };
+        stop.raise();
+        for h in handles {
+            let _ = h.join();
+        }
+        sig_handle.close();
+        return Err(failure);
+    }
+    eprintln!(
+        "okring: {} mode ({features}), {} worker{}, listening on {local}",
+        mode.name(),
+        cfg.threads,
+        if cfg.threads == 1 { "" } else { "s" }
+    );
+
+    let mut total = WorkerStats::new();
+    let mut first_err = None;
+    for _ in 0..cfg.threads {
+        match stats_rx.recv() {
+            Ok(Ok(s)) => total.merge(&s),
+            Ok(Err(e)) => {
+                stop.raise();
+                first_err.get_or_insert(e);
+            }
+            Err(_) => break,
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    sig_handle.close();
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let wall = started.elapsed();
+    let cpu = sys::process_cpu_time().saturating_sub(cpu_before);
+    print_summary(mode, &total, wall, cpu);
+    if let Some(path) = &cfg.hist_out {
+        write_hist(path, &total)?;
+    }
+    Ok(())
+}
+
+fn run_worker(
+    mode: Mode,
+    id: usize,
+    listener: TcpListener,
+    cfg: &ServeConfig,
+    stop: &Stop,
+    ready: &Ready,
+) -> Result<WorkerStats, String> {
+    if !cfg.pin_cpus.is_empty() {
+        let cpu = cfg.pin_cpus[id % cfg.pin_cpus.len()];
+        if let Err(e) = sys::pin_current_thread(cpu) {
+            let msg = format!("worker {id}: cannot pin to CPU {cpu}: {e}");
+            let _ = ready.send(Err(msg.clone()));
+            return Err(msg);
+        }
+    }
+    match mode {
+        Mode::Uring => uring::run_worker(id, listener, cfg, stop, ready),
+        Mode::Epoll => epoll::run_worker(id, listener, cfg, stop, ready),
+    }
+}
+
+/// The summary printed to stderr at exit.
+fn print_summary(mode: Mode, s: &WorkerStats, wall: Duration, cpu: Duration) {
+    let c = &s.counters;
+    let secs = wall.as_secs_f64().max(1e-9);
+    eprintln!(
+        "okring: {} mode stopped after {:.1} s: {} requests ({:.0}/s), {} connections, CPU {:.2} s ({:.2} µs/request)",
+        mode.name(),
+        secs,
+        c.requests,
+        c.requests as f64 / secs,
+        c.conns_accepted,
+        cpu.as_secs_f64(),
+        if c.requests > 0 { cpu.as_secs_f64() * 1e6 / c.requests as f64 } else { 0.0 },
+    );
+    eprintln!(
+        "okring: service time (server side, not client latency): {}",
+        crate::stats::percentile_summary(&s.service_ns)
+    );
+    let nonzero: Vec<String> = c
+        .fields()
+        .into_iter()
+        .filter(|&(_, _, v)| v > 0)
+        .map(|(n, _, v)| format!("{n}={v}"))
+        .collect();
+    eprintln!("okring: counters: {}", nonzero.join(" "));
+}
+
+fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
+    let mut buf = Vec::new();
+    crate::stats::write_hgrm(&mut buf, &s.service_ns, 5)
+        .map_err(|e| format!("formatting {}: {e}", path.display()))?;
+    std::fs::write(path, buf).map_err(|e| {
+        format!("cannot write --hist-out {}: {e} (check the directory exists and is writable)", path.display())
+    })
 }
