@@ -677,7 +677,11 @@ impl Framer {
                         // Check before adding so a size line like
                         // `80000000` is refused at once, never allocated.
                         let budget = limits.max_body_bytes.saturating_sub(self.chunk_total);
-                        match self.chunk_left.checked_mul(16).map(|v| v + u64::from(d)) {
+                        match self
+                            .chunk_left
+                            .checked_mul(16)
+                            .and_then(|v| v.checked_add(u64::from(d)))
+                        {
                             Some(v) if v <= budget => self.chunk_left = v,
                             _ => return (i, Err(Status::PayloadTooLarge413)),
                         }
