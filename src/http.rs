@@ -14,7 +14,7 @@
 //! connection is actually closed. The server loops own those and use
 //! [`Fed::close`] and [`Framer::is_idle`] to decide.
 //!
-//! Policy where RFC 9112 leaves a choice (also in `docs/http-behaviour.md`):
+//! Policy where RFC 9112 leaves a choice (one policy for every mode):
 //! - Any number of empty lines before a request line is ignored (§2.2
 //!   requires at least one); they count towards the head cap.
 //! - A bare LF is accepted as a line terminator in the head (as `httparse`
@@ -424,7 +424,8 @@ pub struct Framer {
     state: State,
     /// The partial head received so far (≤ max_head_bytes).
     buf: Vec<u8>,
-    /// The 200 owed once the current body is discarded.
+    /// The 200 owed once the current body is discarded: (answer to HEAD,
+    /// its `Connection` header, close after it).
     pending: (bool, ConnHeader, bool),
     /// Chunked decoding: current chunk size being read, or data left.
     chunk_left: u64,
@@ -555,7 +556,7 @@ impl Framer {
                     if input.len() > cap {
                         self.fail(cap_status(window), head, resp, out, fed);
                     } else {
-                        self.buf.reserve_exact(cap);
+                        reserve_within(&mut self.buf, input.len(), cap);
                         self.buf.extend_from_slice(input);
                     }
                     input.len()
@@ -564,6 +565,7 @@ impl Framer {
         } else {
             let old = self.buf.len();
             let take = cap.saturating_sub(old).min(input.len());
+            reserve_within(&mut self.buf, take, cap);
             self.buf.extend_from_slice(&input[..take]);
             match parse_head(&self.buf, limits) {
                 Head::Complete(n, req) => {
@@ -675,7 +677,11 @@ impl Framer {
                         // Check before adding so a size line like
                         // `80000000` is refused at once, never allocated.
                         let budget = limits.max_body_bytes.saturating_sub(self.chunk_total);
-                        match self.chunk_left.checked_mul(16).map(|v| v + u64::from(d)) {
+                        match self
+                            .chunk_left
+                            .checked_mul(16)
+                            .and_then(|v| v.checked_add(u64::from(d)))
+                        {
                             Some(v) if v <= budget => self.chunk_left = v,
                             _ => return (i, Err(Status::PayloadTooLarge413)),
                         }
@@ -760,6 +766,22 @@ impl Framer {
         self.chunk_left = 0;
         self.line_len = 0;
         Chunk::Size
+    }
+}
+
+/// Make room for `extra` more bytes in `buf` without its capacity ever
+/// exceeding `cap` (plain `Vec` growth doubles, which could reach 2 × cap):
+/// small heads get a small buffer, and it grows geometrically up to the cap.
+fn reserve_within(buf: &mut Vec<u8>, extra: usize, cap: usize) {
+    /// First allocation for a partial head, bytes: most heads fit.
+    const FIRST_HEAD_BUF_BYTES: usize = 1024;
+    let need = buf.len() + extra;
+    if need > buf.capacity() {
+        let target = need
+            .max(buf.capacity() * 2)
+            .max(FIRST_HEAD_BUF_BYTES)
+            .min(cap.max(need));
+        buf.reserve_exact(target - buf.len());
     }
 }
 
@@ -971,6 +993,10 @@ mod tests {
         for piece in pieces {
             let fed = f.feed(piece, limits, &r, &mut run.out);
             assert!(f.buffered_len() <= limits.max_head_bytes);
+            assert!(
+                f.buf.capacity() <= limits.max_head_bytes,
+                "memory stays under the cap"
+            );
             assert!(fed.errors <= 1 && fed.errors <= fed.responses);
             assert_eq!(fed.error.is_some(), fed.errors == 1);
             if run.close {
@@ -1430,6 +1456,10 @@ mod tests {
         for (i, b) in stream.iter().enumerate() {
             let fed = f.feed(std::slice::from_ref(b), &limits, &r, &mut out);
             assert!(f.buffered_len() <= limits.max_head_bytes);
+            assert!(
+                f.buf.capacity() <= limits.max_head_bytes,
+                "memory stays under the cap"
+            );
             if i < limits.max_head_bytes {
                 assert_eq!(fed, Fed::default(), "byte {i}");
             } else {
