@@ -156,7 +156,10 @@ impl ServeArgs {
             ));
         }
         if self.max_conns == 0 || self.max_conns > (1 << 24) {
-            return Err(format!("--max-conns {}: must be between 1 and 16777216", self.max_conns));
+            return Err(format!(
+                "--max-conns {}: must be between 1 and 16777216",
+                self.max_conns
+            ));
         }
         if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
             return Err("--header-timeout and --idle-timeout must be above zero".into());

@@ -22,13 +22,18 @@ pub fn allowed_cpus() -> Vec<usize> {
     // sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pid 0 = the calling thread; `set` is a valid, writable cpu_set_t.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         return (0..n).collect();
     }
     // SAFETY: CPU_ISSET only reads the set for indices below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
 }
 
 /// Pin the calling thread to `cpu` (sched_setaffinity(2)).
@@ -60,7 +65,11 @@ pub fn pin_current_thread_to(cpus: &[usize]) -> io::Result<()> {
 
 /// `net.core.somaxconn`, the kernel's cap on a listen backlog, if readable.
 pub fn somaxconn() -> Option<i32> {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A TCP listener for one worker: SO_REUSEADDR + SO_REUSEPORT (so every
@@ -72,7 +81,11 @@ pub fn somaxconn() -> Option<i32> {
 /// Errors: the bind error (EADDRINUSE, EACCES, EADDRNOTAVAIL) is returned
 /// as is; callers name the address in their message.
 pub fn reuseport_listener(addr: SocketAddr, nonblocking: bool) -> io::Result<TcpListener> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
     sock.set_reuse_address(true)?;
     sock.set_reuse_port(true)?;
     sock.set_tcp_nodelay(true)?;
@@ -155,9 +168,16 @@ pub fn kernel_version() -> Option<(u32, u32)> {
     if unsafe { libc::uname(&mut u) } != 0 {
         return None;
     }
-    let rel: Vec<u8> = u.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let rel: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     let rel = String::from_utf8_lossy(&rel);
-    let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 

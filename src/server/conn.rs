@@ -116,7 +116,9 @@ impl ConnCore {
             return Fed::default();
         }
         let was_idle = self.framer.is_idle() && self.out.is_empty() && self.inflight.is_empty();
-        let fed = self.framer.feed(data, &w.limits, &w.responder, &mut self.out);
+        let fed = self
+            .framer
+            .feed(data, &w.limits, &w.responder, &mut self.out);
         if fed.responses > 0 {
             self.pending.push((now_ns, fed.responses));
             let c = &mut w.stats.counters;
@@ -160,7 +162,11 @@ impl ConnCore {
     /// full at `now_ns`: record each response's service time.
     pub fn end_send(&mut self, now_ns: u64, w: &mut WorkerCtx) {
         for &(t, n) in &self.inflight {
-            record_ns(&mut w.stats.service_ns, now_ns.saturating_sub(t), u64::from(n));
+            record_ns(
+                &mut w.stats.service_ns,
+                now_ns.saturating_sub(t),
+                u64::from(n),
+            );
         }
         self.inflight.clear();
         self.since_ns = now_ns;
@@ -219,7 +225,11 @@ pub const GEN_MASK: u32 = 0x00ff_ffff;
 
 impl<T> Slab<T> {
     pub fn new() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), live: 0 }
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
     }
 
     /// Live entries.

@@ -63,7 +63,9 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a new descriptor owned by nobody else.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     fn ctl(&self, op: i32, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -80,7 +82,12 @@ impl Epoll {
     fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
         // SAFETY: `events` is a valid writable array of the length passed.
         let n = unsafe {
-            libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout_ms)
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                timeout_ms,
+            )
         };
         // EINTR (a signal landed on this thread) is an empty wake-up.
         n.max(0) as usize
@@ -124,8 +131,20 @@ pub fn run_worker(
         }
     };
     let setup = ep
-        .ctl(libc::EPOLL_CTL_ADD, listener.as_raw_fd(), libc::EPOLLIN as u32, TOKEN_LISTENER)
-        .and_then(|_| ep.ctl(libc::EPOLL_CTL_ADD, stop.waker(id), libc::EPOLLIN as u32, TOKEN_WAKER));
+        .ctl(
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            TOKEN_LISTENER,
+        )
+        .and_then(|_| {
+            ep.ctl(
+                libc::EPOLL_CTL_ADD,
+                stop.waker(id),
+                libc::EPOLLIN as u32,
+                TOKEN_WAKER,
+            )
+        });
     if let Err(e) = setup {
         let msg = format!("worker {id}: epoll_ctl: {e}");
         let _ = ready.send(Err(msg.clone()));
@@ -158,7 +177,11 @@ impl Worker<'_> {
                 match tok {
                     TOKEN_LISTENER => self.accept_burst(),
                     TOKEN_WAKER => {}
-                    _ => self.conn_event((tok & 0xffff_ffff) as u32, (tok >> 32) as u32 & GEN_MASK, mask),
+                    _ => self.conn_event(
+                        (tok & 0xffff_ffff) as u32,
+                        (tok >> 32) as u32 & GEN_MASK,
+                        mask,
+                    ),
                 }
             }
             let now = self.ctx.now_ns();
@@ -194,7 +217,12 @@ impl Worker<'_> {
             // SAFETY: null addr/len pointers are allowed (accept4(2): the
             // peer address is not wanted); the result is checked.
             let fd = unsafe {
-                libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                libc::accept4(
+                    lfd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
             };
             if fd < 0 {
                 match errno() {
@@ -225,7 +253,16 @@ impl Worker<'_> {
                 want_out: false,
                 peer_eof: false,
             });
-            if self.ep.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token(slot, gen)).is_err() {
+            if self
+                .ep
+                .ctl(
+                    libc::EPOLL_CTL_ADD,
+                    fd,
+                    libc::EPOLLIN as u32,
+                    token(slot, gen),
+                )
+                .is_err()
+            {
                 self.conns.remove(slot);
                 sys::close_fd(fd);
                 continue;
@@ -252,12 +289,19 @@ impl Worker<'_> {
             return;
         }
         if let Some(l) = &self.listener {
-            let _ = self.ep.ctl(libc::EPOLL_CTL_ADD, l.as_raw_fd(), libc::EPOLLIN as u32, TOKEN_LISTENER);
+            let _ = self.ep.ctl(
+                libc::EPOLL_CTL_ADD,
+                l.as_raw_fd(),
+                libc::EPOLLIN as u32,
+                TOKEN_LISTENER,
+            );
         }
     }
 
     fn conn_event(&mut self, slot: u32, gen: u32, mask: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         let readable = mask & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
         if c.want_out && mask & libc::EPOLLOUT as u32 != 0 {
             self.flush(slot, gen);
@@ -269,7 +313,9 @@ impl Worker<'_> {
     }
 
     fn read(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         // SAFETY: rbuf is a valid writable buffer of the length passed.
         let n = unsafe { libc::read(c.fd, self.rbuf.as_mut_ptr().cast(), self.rbuf.len()) };
         if n > 0 {
@@ -301,7 +347,9 @@ impl Worker<'_> {
 
     /// Send what is pending; the responses of one read go out in one send.
     fn flush(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         loop {
             if c.sendbuf.is_empty() {
                 if !c.core.has_out() {
@@ -314,13 +362,19 @@ impl Worker<'_> {
             let rest = &c.sendbuf[c.sent..];
             // SAFETY: `rest` is a valid readable slice of the length passed;
             // MSG_NOSIGNAL turns SIGPIPE into EPIPE (send(2)).
-            let n = unsafe { libc::send(c.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
+            let n =
+                unsafe { libc::send(c.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
             if n < 0 {
                 match errno() {
                     libc::EAGAIN | libc::EINTR => {
                         if !c.want_out {
                             c.want_out = true;
-                            let _ = self.ep.ctl(libc::EPOLL_CTL_MOD, c.fd, libc::EPOLLOUT as u32, token(slot, gen));
+                            let _ = self.ep.ctl(
+                                libc::EPOLL_CTL_MOD,
+                                c.fd,
+                                libc::EPOLLOUT as u32,
+                                token(slot, gen),
+                            );
                         }
                         return;
                     }
@@ -347,7 +401,12 @@ impl Worker<'_> {
         }
         if c.want_out {
             c.want_out = false;
-            let _ = self.ep.ctl(libc::EPOLL_CTL_MOD, c.fd, libc::EPOLLIN as u32, token(slot, gen));
+            let _ = self.ep.ctl(
+                libc::EPOLL_CTL_MOD,
+                c.fd,
+                libc::EPOLLIN as u32,
+                token(slot, gen),
+            );
         }
         if c.peer_eof || (self.draining && c.core.is_quiet() && !c.core.close_after) {
             self.close(slot);
@@ -361,7 +420,9 @@ impl Worker<'_> {
     /// timeout), so unread request bytes never turn into a RST that could
     /// destroy the response before the client reads it.
     fn linger(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         // SAFETY: shutdown(2) on a descriptor this worker owns.
         unsafe { libc::shutdown(c.fd, libc::SHUT_WR) };
         c.core.lingering = true;
@@ -395,7 +456,9 @@ impl Worker<'_> {
 
     fn sweep(&mut self, now: u64) {
         for (slot, gen) in self.conns.live_keys() {
-            let Some(c) = self.conns.get_mut(slot, gen) else { continue };
+            let Some(c) = self.conns.get_mut(slot, gen) else {
+                continue;
+            };
             if let Some(e) = c.core.expired(now, &self.ctx) {
                 count_expiry(e, &mut self.ctx);
                 self.close(slot);

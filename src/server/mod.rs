@@ -67,7 +67,10 @@ impl Stop {
         let wakers = (0..workers)
             .map(|_| sys::eventfd().map_err(|e| format!("eventfd: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Arc::new(Stop { flag: AtomicBool::new(false), wakers }))
+        Ok(Arc::new(Stop {
+            flag: AtomicBool::new(false),
+            wakers,
+        }))
     }
 
     /// Whether shutdown was requested.
@@ -115,7 +118,9 @@ pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let mode = resolve_mode(cfg)?;
     let listeners = sys::reuseport_listeners(cfg.bind, cfg.threads, mode == Mode::Epoll)?;
-    let local = listeners[0].local_addr().map_err(|e| format!("getsockname: {e}"))?;
+    let local = listeners[0]
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?;
     let stop = Stop::new(cfg.threads)?;
 
     // Signals: the first SIGINT/SIGTERM starts a graceful stop, a second one
@@ -271,6 +276,9 @@ fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
     crate::stats::write_hgrm(&mut buf, &s.service_ns, 5)
         .map_err(|e| format!("formatting {}: {e}", path.display()))?;
     std::fs::write(path, buf).map_err(|e| {
-        format!("cannot write --hist-out {}: {e} (check the directory exists and is writable)", path.display())
+        format!(
+            "cannot write --hist-out {}: {e} (check the directory exists and is writable)",
+            path.display()
+        )
     })
 }

@@ -68,7 +68,11 @@ fn ud(kind: u64, slot: u32, gen: u32) -> u64 {
 
 #[inline]
 fn ud_parts(u: u64) -> (u64, u32, u32) {
-    (u >> 56, (u & 0xffff_ffff) as u32, ((u >> 32) as u32) & GEN_MASK)
+    (
+        u >> 56,
+        (u & 0xffff_ffff) as u32,
+        ((u >> 32) as u32) & GEN_MASK,
+    )
 }
 
 /// Say why io_uring cannot be used here, in one line, or Ok.
@@ -101,7 +105,9 @@ pub fn probe(cfg: &ServeConfig) -> Result<(), String> {
     ];
     for (code, name, since) in needed {
         if !p.is_supported(code) {
-            return Err(format!("the kernel does not support IORING_OP_{name} (Linux {since}); use --mode epoll"));
+            return Err(format!(
+                "the kernel does not support IORING_OP_{name} (Linux {since}); use --mode epoll"
+            ));
         }
     }
     let _ = cfg;
@@ -143,7 +149,11 @@ fn build_ring(cfg: &ServeConfig, multishot_recv: bool) -> io::Result<(IoUring, &
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(e),
         }
-        let r = IoUring::builder().setup_cqsize(cq).setup_submit_all().setup_single_issuer().build(SQ_ENTRIES);
+        let r = IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_submit_all()
+            .setup_single_issuer()
+            .build(SQ_ENTRIES);
         match r {
             Ok(r) => return Ok((r, "SINGLE_ISSUER")),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
@@ -196,7 +206,11 @@ impl BufRing {
         // SAFETY: `ring` is a zeroed, page-aligned mapping of `count`
         // entries that stays mapped until Drop, which runs after the ring
         // (declared first in `Worker`) is gone; count is a power of two.
-        unsafe { uring.submitter().register_buf_ring_with_flags(ptr as u64, count, BGID, 0)? };
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(ptr as u64, count, BGID, 0)?
+        };
         for bid in 0..count {
             br.recycle(bid);
         }
@@ -334,12 +348,17 @@ pub fn run_worker(
     w.arm_accept();
     w.arm_tick();
     w.arm_wake();
-    let recv = if multishot_recv { "multishot recv" } else { "single-shot recv (5.19 tier)" };
+    let recv = if multishot_recv {
+        "multishot recv"
+    } else {
+        "single-shot recv (5.19 tier)"
+    };
     let _ = ready.send(Ok(format!(
         "{recv}, {flags}, {}×{} B provided buffers",
         cfg.uring_bufs, cfg.uring_buf_len
     )));
-    w.run(cfg.drain).map_err(|e| format!("worker {id}: io_uring_enter: {e}"))?;
+    w.run(cfg.drain)
+        .map_err(|e| format!("worker {id}: io_uring_enter: {e}"))?;
     Ok(std::mem::take(&mut w.ctx.stats))
 }
 
@@ -417,7 +436,8 @@ impl Worker<'_> {
         }
         drop(cq);
         if overflow != self.overflow_seen {
-            self.ctx.stats.counters.cq_overflow += u64::from(overflow.wrapping_sub(self.overflow_seen));
+            self.ctx.stats.counters.cq_overflow +=
+                u64::from(overflow.wrapping_sub(self.overflow_seen));
             self.overflow_seen = overflow;
         }
     }
@@ -456,18 +476,28 @@ impl Worker<'_> {
 
     fn arm_tick(&mut self) {
         let ts: *const Timespec = &*self.tick;
-        self.sqes.push(opcode::Timeout::new(ts).build().user_data(ud(OP_TICK, 0, 0)));
+        self.sqes.push(
+            opcode::Timeout::new(ts)
+                .build()
+                .user_data(ud(OP_TICK, 0, 0)),
+        );
     }
 
     fn arm_wake(&mut self) {
         let buf: *mut u64 = &mut *self.wake_buf;
-        self.sqes.push(opcode::Read::new(Fd(self.waker), buf.cast(), 8).build().user_data(ud(OP_WAKE, 0, 0)));
+        self.sqes.push(
+            opcode::Read::new(Fd(self.waker), buf.cast(), 8)
+                .build()
+                .user_data(ud(OP_WAKE, 0, 0)),
+        );
     }
 
     fn arm_recv(&mut self, slot: u32, gen: u32) {
         let multishot = self.multishot_recv;
         let len = self.recv_len;
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         if c.recv_armed || c.closing {
             return;
         }
@@ -564,7 +594,9 @@ impl Worker<'_> {
             if c.core.has_out() && !c.send_inflight {
                 self.start_send(slot, gen);
             }
-            let Some(c) = self.conns.get_mut(slot, gen) else { return };
+            let Some(c) = self.conns.get_mut(slot, gen) else {
+                return;
+            };
             if !c.recv_armed && !c.closing && !c.peer_eof {
                 if self.multishot_recv {
                     self.ctx.stats.counters.multishot_rearms += 1;
@@ -603,7 +635,9 @@ impl Worker<'_> {
     }
 
     fn start_send(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         debug_assert!(!c.send_inflight && c.sendbuf.is_empty());
         c.core.begin_send();
         std::mem::swap(&mut c.core.out, &mut c.sendbuf);
@@ -612,7 +646,9 @@ impl Worker<'_> {
     }
 
     fn push_send(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         let rest = &c.sendbuf[c.sent..];
         let e = opcode::Send::new(Fd(c.fd), rest.as_ptr(), rest.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
@@ -623,7 +659,9 @@ impl Worker<'_> {
     }
 
     fn on_send(&mut self, slot: u32, gen: u32, res: i32, now: u64) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         c.send_inflight = false;
         if c.closing {
             self.maybe_free(slot, gen);
@@ -654,7 +692,9 @@ impl Worker<'_> {
             // response; input is discarded until the peer's FIN.
             c.core.lingering = true;
             c.core.since_ns = now;
-            let e = opcode::Shutdown::new(Fd(c.fd), libc::SHUT_WR).build().user_data(ud(OP_SHUTDOWN, slot, gen));
+            let e = opcode::Shutdown::new(Fd(c.fd), libc::SHUT_WR)
+                .build()
+                .user_data(ud(OP_SHUTDOWN, slot, gen));
             self.sqes.push(e);
         }
     }
@@ -663,7 +703,9 @@ impl Worker<'_> {
     /// (error, timeout, shutdown), so an armed recv is ended first with
     /// shutdown(2); a close alone would leave it holding the socket.
     fn start_close(&mut self, slot: u32, gen: u32, abortive: bool) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         if c.closing {
             return;
         }
@@ -672,14 +714,18 @@ impl Worker<'_> {
             // SAFETY: shutdown(2) on a descriptor this worker still owns.
             unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
         }
-        let e = opcode::Close::new(Fd(c.fd)).build().user_data(ud(OP_CLOSE, slot, gen));
+        let e = opcode::Close::new(Fd(c.fd))
+            .build()
+            .user_data(ud(OP_CLOSE, slot, gen));
         self.sqes.push(e);
     }
 
     /// Free the slot once the close completed and no send still points at
     /// its buffer.
     fn maybe_free(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else { return };
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         if c.fd_closed && !c.send_inflight {
             self.conns.remove(slot);
             self.ctx.stats.counters.conns_closed += 1;
@@ -701,7 +747,11 @@ impl Worker<'_> {
         self.draining = true;
         self.accept_paused_until = None;
         if self.accept_armed {
-            self.sqes.push(opcode::AsyncCancel::new(ud(OP_ACCEPT, 0, 0)).build().user_data(ud(OP_CANCEL, 0, 0)));
+            self.sqes.push(
+                opcode::AsyncCancel::new(ud(OP_ACCEPT, 0, 0))
+                    .build()
+                    .user_data(ud(OP_CANCEL, 0, 0)),
+            );
         }
         if let Some(l) = self.listener.take() {
             // The accept op holds its own reference until it is cancelled.
@@ -718,7 +768,9 @@ impl Worker<'_> {
 
     fn sweep(&mut self, now: u64) {
         for (slot, gen) in self.conns.live_keys() {
-            let Some(c) = self.conns.get_mut(slot, gen) else { continue };
+            let Some(c) = self.conns.get_mut(slot, gen) else {
+                continue;
+            };
             if c.closing {
                 continue;
             }
