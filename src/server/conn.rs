@@ -29,6 +29,11 @@ pub struct WorkerCtx {
 /// How long a closing connection keeps draining input after our FIN.
 pub const LINGER_MS: u64 = 2000;
 
+/// Output backpressure: once a connection's unsent responses exceed this
+/// while a send is stuck, the loop stops reading it (a client that
+/// pipelines but never reads cannot grow our memory), bytes.
+pub const OUT_HIGH_WATER_BYTES: usize = 64 * 1024;
+
 impl WorkerCtx {
     pub fn new(cfg: &ServeConfig) -> Self {
         WorkerCtx {

@@ -33,7 +33,7 @@ use std::time::Duration;
 use io_uring::types::{BufRingEntry, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
-use super::conn::{count_expiry, ConnCore, Slab, WorkerCtx, GEN_MASK};
+use super::conn::{count_expiry, ConnCore, Slab, WorkerCtx, GEN_MASK, OUT_HIGH_WATER_BYTES};
 use super::{Ready, Stop};
 use crate::cli::{ServeConfig, UringTier};
 use crate::stats::WorkerStats;
@@ -269,6 +269,8 @@ struct Conn {
     sent: usize,
     send_inflight: bool,
     recv_armed: bool,
+    /// Reading is paused for backpressure (see [`OUT_HIGH_WATER_BYTES`]).
+    recv_paused: bool,
     peer_eof: bool,
     /// A close was submitted; the fd number is no longer ours.
     closing: bool,
@@ -533,6 +535,7 @@ impl Worker<'_> {
                     sent: 0,
                     send_inflight: false,
                     recv_armed: false,
+                    recv_paused: false,
                     peer_eof: false,
                     closing: false,
                     fd_closed: false,
@@ -593,11 +596,19 @@ impl Worker<'_> {
             }
             if c.core.has_out() && !c.send_inflight {
                 self.start_send(slot, gen);
+            } else if c.core.out.len() > OUT_HIGH_WATER_BYTES && c.recv_armed && !c.recv_paused {
+                // The peer is not reading what it asked for: stop reading it
+                // until the send in flight drains.
+                c.recv_paused = true;
+                let e = opcode::AsyncCancel::new(ud(OP_RECV, slot, gen))
+                    .build()
+                    .user_data(ud(OP_CANCEL, 0, 0));
+                self.sqes.push(e);
             }
             let Some(c) = self.conns.get_mut(slot, gen) else {
                 return;
             };
-            if !c.recv_armed && !c.closing && !c.peer_eof {
+            if !c.recv_armed && !c.closing && !c.peer_eof && !c.recv_paused {
                 if self.multishot_recv {
                     self.ctx.stats.counters.multishot_rearms += 1;
                 }
@@ -621,11 +632,17 @@ impl Worker<'_> {
                 // The buffer ring ran dry; every buffer is recycled by the
                 // time the next enter submits this re-arm.
                 self.ctx.stats.counters.enobufs += 1;
-                if !c.recv_armed && !c.closing {
+                if !c.recv_armed && !c.closing && !c.recv_paused {
                     self.arm_recv(slot, gen);
                 }
             }
-            libc::ECANCELED => {}
+            libc::ECANCELED => {
+                // Our backpressure cancel; if the send drained meanwhile,
+                // reading resumes now.
+                if !c.recv_armed && !c.recv_paused && !c.closing && !c.peer_eof {
+                    self.arm_recv(slot, gen);
+                }
+            }
             libc::ECONNRESET | libc::EPIPE | libc::ETIMEDOUT => {
                 self.ctx.stats.counters.resets += 1;
                 self.start_close(slot, gen, true);
@@ -683,6 +700,15 @@ impl Worker<'_> {
         c.core.end_send(now, &mut self.ctx);
         c.sendbuf.clear();
         c.sent = 0;
+        if c.recv_paused && c.core.out.len() <= OUT_HIGH_WATER_BYTES {
+            c.recv_paused = false;
+            if !c.recv_armed && !c.peer_eof {
+                self.arm_recv(slot, gen);
+            }
+        }
+        let Some(c) = self.conns.get_mut(slot, gen) else {
+            return;
+        };
         if c.core.has_out() {
             self.start_send(slot, gen);
         } else if c.peer_eof || (self.draining && c.core.is_quiet() && !c.core.close_after) {
