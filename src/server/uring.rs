@@ -136,14 +136,17 @@ fn setup_error(e: &io::Error) -> String {
 /// Build the worker's ring: SINGLE_ISSUER + DEFER_TASKRUN (6.1), then
 /// SINGLE_ISSUER alone (6.0), then none, each step taken on EINVAL.
 fn build_ring(cfg: &ServeConfig, multishot_recv: bool) -> io::Result<(IoUring, &'static str)> {
-    let cq = cfg.uring_cq_entries.max(SQ_ENTRIES * 2);
+    // The CQ is sized as asked (even tiny: overflowed CQEs are kept by the
+    // kernel, IORING_FEAT_NODROP, and counted); the SQ may not exceed it.
+    let cq = cfg.uring_cq_entries;
+    let sq = SQ_ENTRIES.min(cq);
     if multishot_recv {
         let r = IoUring::builder()
             .setup_cqsize(cq)
             .setup_submit_all()
             .setup_single_issuer()
             .setup_defer_taskrun()
-            .build(SQ_ENTRIES);
+            .build(sq);
         match r {
             Ok(r) => return Ok((r, "SINGLE_ISSUER+DEFER_TASKRUN")),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
@@ -153,14 +156,14 @@ fn build_ring(cfg: &ServeConfig, multishot_recv: bool) -> io::Result<(IoUring, &
             .setup_cqsize(cq)
             .setup_submit_all()
             .setup_single_issuer()
-            .build(SQ_ENTRIES);
+            .build(sq);
         match r {
             Ok(r) => return Ok((r, "SINGLE_ISSUER")),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
-    let r = IoUring::builder().setup_cqsize(cq).build(SQ_ENTRIES)?;
+    let r = IoUring::builder().setup_cqsize(cq).build(sq)?;
     Ok((r, "no task-run flags"))
 }
 
