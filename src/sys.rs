@@ -196,3 +196,70 @@ pub fn process_cpu_time() -> std::time::Duration {
 pub fn raw<T: AsRawFd>(t: &T) -> RawFd {
     t.as_raw_fd()
 }
+
+/// Install a seccomp filter on the calling thread (inherited across
+/// execve(2) and by new threads) that makes io_uring_setup(2) fail with
+/// `errno` — what Docker's default seccomp profile does (EPERM) or a
+/// kernel without io_uring looks like (ENOSYS). Every other syscall is
+/// allowed. Sets PR_SET_NO_NEW_PRIVS first, as seccomp(2) requires of an
+/// unprivileged caller.
+///
+/// The filter compares the syscall number only (no architecture check), so
+/// it is meant for testing okring's fallback, not as a security boundary.
+pub fn deny_io_uring_setup(errno: i32) -> io::Result<()> {
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JEQ_K: u16 = 0x15;
+    const BPF_RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    // offsetof(struct seccomp_data, nr) == 0.
+    let filter = [
+        libc::sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: BPF_JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ERRNO | (errno as u32 & 0xffff),
+        },
+        libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `prog` points at `filter`, both alive for the call; the kernel
+    // copies the program before returning.
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const _,
+            0,
+            0,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

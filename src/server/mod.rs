@@ -268,7 +268,11 @@ fn print_summary(mode: Mode, s: &WorkerStats, wall: Duration, cpu: Duration) {
         .filter(|&(_, _, v)| v > 0)
         .map(|(n, _, v)| format!("{n}={v}"))
         .collect();
-    eprintln!("okring: counters: {}", nonzero.join(" "));
+    if nonzero.is_empty() {
+        eprintln!("okring: counters: all zero");
+    } else {
+        eprintln!("okring: counters: {}", nonzero.join(" "));
+    }
 }
 
 fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
