@@ -689,6 +689,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, String> {
         addr: cfg.addr,
         request: cfg.request_bytes(),
         pipeline: cfg.pipeline,
+        close_each: cfg.close || cfg.http10,
         total_connections: cfg.connections,
         rate: cfg.rate,
         warmup_ns: cfg.warmup.as_nanos() as u64,

@@ -86,6 +86,8 @@ pub(crate) struct Plan {
     /// One request, exact bytes.
     pub request: Vec<u8>,
     pub pipeline: u32,
+    /// Every request asks the server to close (`--close`, `--http1.0`).
+    pub close_each: bool,
     pub total_connections: usize,
     /// Open loop: total requests per second.
     pub rate: Option<f64>,
@@ -642,6 +644,12 @@ impl<'p> Core<'p> {
     fn maybe_ready<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
         let c = &mut self.conns[slot as usize];
         if c.busy && c.outstanding == 0 && !c.send_inflight && !c.expect_eof {
+            if self.plan.close_each {
+                // We asked for a close but the server kept the connection:
+                // close it ourselves (the server's close, when it comes, is
+                // waited for instead: expect_eof).
+                return self.close(io, slot, now, 0);
+            }
             c.busy = false;
             self.ready(io, slot, now);
         }
