@@ -244,7 +244,13 @@ fn child_main(
         sys::close_fd(c);
     }
     let mut sendbuf = Vec::new();
-    serve_conn(fd, ctx, core, rbuf, &mut sendbuf, sig, drain_ns);
+    // A panic must end here, in _exit, not unwind into the parent's loop.
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_conn(fd, ctx, core, rbuf, &mut sendbuf, sig, drain_ns)
+    }));
+    if served.is_err() {
+        sys::exit_now(101);
+    }
     let frame = worker_stats_to_bytes(&ctx.stats);
     // SAFETY: `frame` is a valid readable buffer of the length passed; a
     // blocking send waits while the parent's receive queue is full;

@@ -411,12 +411,18 @@ fn worker_main(
         sys::close_fd(fd);
     }
     sys::die_with_parent(libc::SIGTERM);
-    let code = match worker_run(id, listener, sigfd, tx, cfg) {
-        Ok(()) => 0,
-        Err(e) => {
+    // A panic must end here, in _exit: unwinding further would return
+    // into the master's code (and drop the master's copies of descriptors).
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        worker_run(id, listener, sigfd, tx, cfg)
+    }));
+    let code = match run {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
             eprintln!("okring: prefork worker {id}: {e}");
             1
         }
+        Err(_) => 101,
     };
     sys::exit_now(code)
 }
@@ -429,7 +435,9 @@ fn worker_run(
     cfg: &ServeConfig,
 ) -> Result<(), String> {
     let listener = listener.try_clone().map_err(|e| format!("dup listener: {e}"))?;
-    let stop = Stop::new(1)?;
+    // `run_worker` wakes itself through `stop.waker(id)`: one eventfd per
+    // index up to `id` (a few descriptors; only the last is used).
+    let stop = Stop::new(id + 1)?;
     let (ready_tx, ready_rx) = bounded::<Result<String, String>>(1);
     {
         let stop = stop.clone();
