@@ -62,8 +62,11 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     if let Some(&cpu) = cfg.pin_cpus.first() {
         sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
     }
-    let listener = sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
-    let local = listener.local_addr().map_err(|e| format!("getsockname: {e}"))?;
+    let listener =
+        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?;
     let (stats_rx, stats_tx) = sys::dgram_pair().map_err(|e| format!("socketpair: {e}"))?;
     eprintln!(
         "okring: fork mode (one process per connection, at most {} live), 1 acceptor, listening on {local}",
@@ -89,7 +92,10 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     loop {
         let now = template.now_ns();
         let accepting = listener.is_some() && live.len() < cfg.max_children;
-        let mut fds = vec![sys::pollin(sig.sigfd.fd()), sys::pollin(stats_rx.as_raw_fd())];
+        let mut fds = vec![
+            sys::pollin(sig.sigfd.fd()),
+            sys::pollin(stats_rx.as_raw_fd()),
+        ];
         if let (true, Some(l)) = (accepting, &listener) {
             fds.push(sys::pollin(l.as_raw_fd()));
         }
@@ -97,7 +103,10 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         if fds[0].revents != 0 {
             sig.check(now);
             if sig.seen >= 2 {
-                eprintln!("okring: second signal: killing {} children, exiting without draining", live.len());
+                eprintln!(
+                    "okring: second signal: killing {} children, exiting without draining",
+                    live.len()
+                );
                 for &pid in &live {
                     sys::kill(pid, libc::SIGKILL);
                 }
@@ -116,7 +125,9 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                     if live.len() >= cfg.max_children {
                         break;
                     }
-                    let Some(fd) = accept(lfd, &mut total) else { break };
+                    let Some(fd) = accept(lfd, &mut total) else {
+                        break;
+                    };
                     // SAFETY: this process never starts a thread (signals
                     // come through a signalfd, not a handler thread), so it
                     // is single-threaded here; the child leaves through
@@ -124,7 +135,16 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                     match unsafe { sys::fork() } {
                         Ok(Forked::Child) => {
                             let tx = stats_tx.as_raw_fd();
-                            child_main(fd, &[lfd, sfd], &mut template, &mut core, &mut rbuf, &mut sig, tx, drain_ns)
+                            child_main(
+                                fd,
+                                &[lfd, sfd],
+                                &mut template,
+                                &mut core,
+                                &mut rbuf,
+                                &mut sig,
+                                tx,
+                                drain_ns,
+                            )
                         }
                         Ok(Forked::Parent(pid)) => {
                             sys::close_fd(fd);
@@ -190,7 +210,12 @@ fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<RawFd> {
     // SAFETY: null address pointers are allowed (accept4(2)); the result
     // is checked.
     let fd = unsafe {
-        libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        libc::accept4(
+            lfd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
     };
     if fd >= 0 {
         return Some(fd);
@@ -255,12 +280,25 @@ fn child_main(
     // SAFETY: `frame` is a valid readable buffer of the length passed; a
     // blocking send waits while the parent's receive queue is full;
     // MSG_NOSIGNAL: a gone parent gives an error, not SIGPIPE.
-    let n = unsafe { libc::send(stats_tx, frame.as_ptr().cast(), frame.len(), libc::MSG_NOSIGNAL) };
+    let n = unsafe {
+        libc::send(
+            stats_tx,
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
     if n < 0 {
         let e = std::io::Error::last_os_error();
         // ECONNREFUSED/EPIPE: the parent is gone; nobody wants the figures.
-        if !matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::EPIPE)) {
-            eprintln!("okring: fork child: cannot report statistics ({} bytes): {e}", frame.len());
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNREFUSED) | Some(libc::EPIPE)
+        ) {
+            eprintln!(
+                "okring: fork child: cannot report statistics ({} bytes): {e}",
+                frame.len()
+            );
         }
     }
     sys::exit_now(0)

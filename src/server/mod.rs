@@ -115,9 +115,10 @@ pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
                 Ok(Mode::Epoll)
             }
         },
-        ModeArg::Prefork | ModeArg::Fork | ModeArg::Sequential => {
-            Err(format!("--mode {:?} is a process mode without per-core threads", cfg.mode))
-        }
+        ModeArg::Prefork | ModeArg::Fork | ModeArg::Sequential => Err(format!(
+            "--mode {:?} is a process mode without per-core threads",
+            cfg.mode
+        )),
     }
 }
 

@@ -83,7 +83,7 @@ struct Slot {
 enum Msg {
     Ready(String),
     Error(String),
-    Stats(WorkerStats),
+    Stats(Box<WorkerStats>),
 }
 
 struct Master<'a> {
@@ -108,9 +108,12 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let listeners = if cfg.reuseport {
         sys::reuseport_listeners(cfg.bind, cfg.workers, nonblocking)?
     } else {
-        vec![sys::reuseport_listener(cfg.bind, nonblocking).map_err(|e| sys::bind_error(cfg.bind, &e))?]
+        vec![sys::reuseport_listener(cfg.bind, nonblocking)
+            .map_err(|e| sys::bind_error(cfg.bind, &e))?]
     };
-    let local = listeners[0].local_addr().map_err(|e| format!("getsockname: {e}"))?;
+    let local = listeners[0]
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?;
     let started = Instant::now();
     let self_before = sys::usage(false);
     let children_before = sys::usage(true);
@@ -165,7 +168,11 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     eprintln!(
         "okring: prefork mode ({loop_name} workers: {}; {}), {} worker{}, listening on {local}",
         m.features.as_deref().unwrap_or(""),
-        if cfg.reuseport { "one SO_REUSEPORT listener each" } else { "one shared listener" },
+        if cfg.reuseport {
+            "one SO_REUSEPORT listener each"
+        } else {
+            "one shared listener"
+        },
         cfg.workers,
         if cfg.workers == 1 { "" } else { "s" }
     );
@@ -203,13 +210,24 @@ impl Master<'_> {
             .filter(|&(i, _)| i != own)
             .map(|(_, l)| l.as_raw_fd())
             .collect();
-        close.extend(self.slots.iter().filter_map(|s| s.rx.as_ref().map(|r| r.as_raw_fd())));
+        close.extend(
+            self.slots
+                .iter()
+                .filter_map(|s| s.rx.as_ref().map(|r| r.as_raw_fd())),
+        );
         close.push(rx.as_raw_fd());
         // SAFETY: the master never starts a thread (signals come through a
         // signalfd), so it is single-threaded here; the child leaves
         // through `worker_main`, which ends in _exit.
         match unsafe { sys::fork() } {
-            Ok(Forked::Child) => worker_main(id, &self.listeners[own], &close, &self.sig.sigfd, tx.as_raw_fd(), self.cfg),
+            Ok(Forked::Child) => worker_main(
+                id,
+                &self.listeners[own],
+                &close,
+                &self.sig.sigfd,
+                tx.as_raw_fd(),
+                self.cfg,
+            ),
             Ok(Forked::Parent(pid)) => {
                 drop(tx);
                 let now = self.now_ns();
@@ -236,7 +254,11 @@ impl Master<'_> {
             None => TICK_MS,
         };
         let mut fds = vec![sys::pollin(self.sig.sigfd.fd())];
-        fds.extend(self.slots.iter().filter_map(|s| s.rx.as_ref().map(|r| sys::pollin(r.as_raw_fd()))));
+        fds.extend(
+            self.slots
+                .iter()
+                .filter_map(|s| s.rx.as_ref().map(|r| sys::pollin(r.as_raw_fd()))),
+        );
         // poll fails only with EINVAL/ENOMEM; the next turn retries.
         let _ = sys::poll(&mut fds, timeout_ms as i32);
         if fds[0].revents != 0 {
@@ -270,7 +292,9 @@ impl Master<'_> {
 
     /// Read what worker `id`'s pipe holds and act on its whole frames.
     fn read_pipe(&mut self, id: usize) {
-        let Some(rx) = self.slots[id].rx.as_ref().map(|r| r.as_raw_fd()) else { return };
+        let Some(rx) = self.slots[id].rx.as_ref().map(|r| r.as_raw_fd()) else {
+            return;
+        };
         let mut chunk = [0u8; 16 * 1024];
         let eof = loop {
             // SAFETY: `chunk` is a valid writable buffer of the length passed.
@@ -311,7 +335,9 @@ impl Master<'_> {
 
     /// A child ended: collect its last messages and schedule a restart.
     fn reaped(&mut self, pid: libc::pid_t, end: ChildEnd) {
-        let Some(id) = self.slots.iter().position(|s| s.pid == Some(pid)) else { return };
+        let Some(id) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
+            return;
+        };
         self.read_pipe(id);
         let now = self.now_ns();
         let s = &mut self.slots[id];
@@ -377,12 +403,15 @@ fn take_frame(buf: &mut Vec<u8>) -> Option<Result<Msg, String>> {
         return None;
     }
     let tag = buf[0];
-    let payload: Vec<u8> = buf.drain(..FRAME_HEADER_LEN + len).skip(FRAME_HEADER_LEN).collect();
+    let payload: Vec<u8> = buf
+        .drain(..FRAME_HEADER_LEN + len)
+        .skip(FRAME_HEADER_LEN)
+        .collect();
     let text = || String::from_utf8_lossy(&payload).into_owned();
     Some(match tag {
         TAG_READY => Ok(Msg::Ready(text())),
         TAG_ERROR => Ok(Msg::Error(text())),
-        TAG_STATS => worker_stats_from_bytes(&payload).map(Msg::Stats),
+        TAG_STATS => worker_stats_from_bytes(&payload).map(|s| Msg::Stats(Box::new(s))),
         t => Err(format!("unknown frame tag {t:#04x}")),
     })
 }
@@ -434,7 +463,9 @@ fn worker_run(
     tx: RawFd,
     cfg: &ServeConfig,
 ) -> Result<(), String> {
-    let listener = listener.try_clone().map_err(|e| format!("dup listener: {e}"))?;
+    let listener = listener
+        .try_clone()
+        .map_err(|e| format!("dup listener: {e}"))?;
     // `run_worker` wakes itself through `stop.waker(id)`: one eventfd per
     // index up to `id` (a few descriptors; only the last is used).
     let stop = Stop::new(id + 1)?;
@@ -467,7 +498,10 @@ fn worker_run(
                     }
                     // The SignalFd stays open until the process's _exit.
                     let sigs = sys::read_signals(sfd);
-                    if sigs.iter().any(|&s| s == libc::SIGINT || s == libc::SIGTERM) {
+                    if sigs
+                        .iter()
+                        .any(|&s| s == libc::SIGINT || s == libc::SIGTERM)
+                    {
                         stop.raise();
                     }
                 }
@@ -482,5 +516,6 @@ fn worker_run(
         WorkerLoop::Epoll => epoll::run_worker(id, listener, cfg, &stop, &ready_tx)?,
         WorkerLoop::Uring => uring::run_worker(id, listener, cfg, &stop, &ready_tx)?,
     };
-    write_frame(tx, TAG_STATS, &worker_stats_to_bytes(&stats)).map_err(|e| format!("cannot report statistics: {e}"))
+    write_frame(tx, TAG_STATS, &worker_stats_to_bytes(&stats))
+        .map_err(|e| format!("cannot report statistics: {e}"))
 }

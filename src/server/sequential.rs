@@ -22,7 +22,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use super::conn::{count_expiry, ConnCore, WorkerCtx};
+use super::conn::{count_expiry, ConnCore, Expiry, WorkerCtx};
 use crate::cli::ServeConfig;
 use crate::sys::{self, SignalFd};
 
@@ -50,7 +50,13 @@ pub(super) struct StopSignals {
 
 impl StopSignals {
     pub fn new(sigfd: SignalFd, force_on_second: bool) -> Self {
-        StopSignals { sigfd, seen: 0, since_ns: 0, force_on_second, child: false }
+        StopSignals {
+            sigfd,
+            seen: 0,
+            since_ns: 0,
+            force_on_second,
+            child: false,
+        }
     }
 
     /// Read the pending signals and update the state.
@@ -86,9 +92,14 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     if let Some(&cpu) = cfg.pin_cpus.first() {
         sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
     }
-    let listener = sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
-    let local = listener.local_addr().map_err(|e| format!("getsockname: {e}"))?;
-    eprintln!("okring: sequential mode (one connection at a time, poll), 1 worker, listening on {local}");
+    let listener =
+        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?;
+    eprintln!(
+        "okring: sequential mode (one connection at a time, poll), 1 worker, listening on {local}"
+    );
 
     let started = Instant::now();
     let cpu_before = sys::process_cpu_time();
@@ -98,8 +109,18 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let mut sendbuf = Vec::new();
     let drain_ns = cfg.drain.as_nanos() as u64;
     while !sig.raised() {
-        let Some(fd) = accept_one(&listener, &mut sig, &mut ctx) else { continue };
-        serve_conn(fd, &mut ctx, &mut core, &mut rbuf, &mut sendbuf, &mut sig, drain_ns);
+        let Some(fd) = accept_one(&listener, &mut sig, &mut ctx) else {
+            continue;
+        };
+        serve_conn(
+            fd,
+            &mut ctx,
+            &mut core,
+            &mut rbuf,
+            &mut sendbuf,
+            &mut sig,
+            drain_ns,
+        );
     }
     drop(listener);
     let wall = started.elapsed();
@@ -176,15 +197,24 @@ pub(super) fn serve_conn(
     sig: &mut StopSignals,
     drain_ns: u64,
 ) {
-    let mut last_date = ctx.now_ns();
+    let accepted_ns = ctx.now_ns();
+    let mut last_date = accepted_ns;
     ctx.tick();
-    core.reset(last_date);
+    core.reset(accepted_ns);
+    // No byte yet: the header timeout runs from accept (ConnCore would
+    // apply the idle timeout, which suits an event loop holding many
+    // connections, not a server that holds only this one).
+    let mut silent = true;
     let sigfd = sig.sigfd.fd();
     loop {
         let now = ctx.now_ns();
         if sig.raised()
             && (core.is_quiet() || core.lingering || now.saturating_sub(sig.since_ns) >= drain_ns)
         {
+            break;
+        }
+        if silent && now.saturating_sub(accepted_ns) > ctx.header_timeout_ns {
+            count_expiry(Expiry::Header, ctx);
             break;
         }
         if let Some(e) = core.expired(now, ctx) {
@@ -222,6 +252,7 @@ pub(super) fn serve_conn(
                 _ => break,
             }
         }
+        silent = false;
         if core.lingering {
             // Discard input after our FIN until the peer's FIN.
             continue;
@@ -299,7 +330,11 @@ fn send_out(
             return Err(SendFail::Timeout);
         }
         let mut fds = [
-            libc::pollfd { fd, events: libc::POLLOUT, revents: 0 },
+            libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            },
             sys::pollin(sig.sigfd.fd()),
         ];
         if sys::poll(&mut fds, TICK_MS).is_err() {
