@@ -38,6 +38,23 @@ pub enum ModeArg {
     Epoll,
     /// uring where a ring can be set up here, else epoll (says why).
     Auto,
+    /// A master that forks `--workers` processes, each running the epoll or
+    /// uring loop (`--worker-loop`) on a shared listener (or one per worker
+    /// with `--reuseport`).
+    Prefork,
+    /// One child process per connection, forked by an accept loop.
+    Fork,
+    /// One thread: blocking accept, serve the connection until it closes, then the next.
+    Sequential,
+}
+
+/// Event loop each prefork worker runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkerLoop {
+    /// Level-triggered epoll (the epoll mode's loop).
+    Epoll,
+    /// io_uring (the uring mode's loop); the ring is created after fork, in the worker.
+    Uring,
 }
 
 /// io_uring feature tier to use.
@@ -58,6 +75,18 @@ pub struct ServeArgs {
     /// Worker threads [default: the number of CPUs this process may run on].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Prefork worker processes [default: the number of CPUs this process may run on].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Event loop of each prefork worker.
+    #[arg(long, value_enum, default_value_t = WorkerLoop::Epoll)]
+    pub worker_loop: WorkerLoop,
+    /// Prefork: one SO_REUSEPORT listener per worker instead of one shared listener.
+    #[arg(long)]
+    pub reuseport: bool,
+    /// Fork mode: most live children; accepting pauses while at the cap.
+    #[arg(long, default_value_t = 512)]
+    pub max_children: usize,
     /// Address to listen on; port 0 picks a free port (printed in the `listening on` line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -107,6 +136,13 @@ pub struct ServeArgs {
 pub struct ServeConfig {
     pub mode: ModeArg,
     pub threads: usize,
+    /// Prefork worker processes.
+    pub workers: usize,
+    pub worker_loop: WorkerLoop,
+    /// Prefork: one SO_REUSEPORT listener per worker.
+    pub reuseport: bool,
+    /// Fork mode: most live children.
+    pub max_children: usize,
     pub bind: SocketAddr,
     /// CPUs to pin worker i to (`cpus[i % len]`); empty when not pinning.
     pub pin_cpus: Vec<usize>,
@@ -136,6 +172,16 @@ impl ServeArgs {
         let threads = self.threads.unwrap_or(allowed.len().max(1));
         if threads == 0 || threads > 1024 {
             return Err(format!("--threads {threads}: must be between 1 and 1024"));
+        }
+        let workers = self.workers.unwrap_or(allowed.len().max(1));
+        if workers == 0 || workers > 1024 {
+            return Err(format!("--workers {workers}: must be between 1 and 1024"));
+        }
+        if self.max_children == 0 || self.max_children > 65536 {
+            return Err(format!(
+                "--max-children {}: must be between 1 and 65536",
+                self.max_children
+            ));
         }
         if !self.uring_bufs.is_power_of_two() || self.uring_bufs > 32768 {
             return Err(format!(
@@ -173,6 +219,10 @@ impl ServeArgs {
         Ok(ServeConfig {
             mode: self.mode,
             threads,
+            workers,
+            worker_loop: self.worker_loop,
+            reuseport: self.reuseport,
+            max_children: self.max_children,
             bind: self.bind,
             pin_cpus: if self.pin { allowed } else { Vec::new() },
             body: self.body.clone().into_bytes(),

@@ -263,3 +263,299 @@ pub fn deny_io_uring_setup(errno: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Processes and signals, for the process modes (fork, prefork, sequential).
+// ---------------------------------------------------------------------------
+
+/// Which side of a [`fork`] the caller is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forked {
+    /// The new process.
+    Child,
+    /// The original process; the child's pid.
+    Parent(libc::pid_t),
+}
+
+/// fork(2).
+///
+/// # Safety
+///
+/// The caller must be single-threaded at the time of the call (no other
+/// thread may hold a lock — the allocator's, stdio's — that the child would
+/// inherit locked), and the child must leave with [`exit_now`], never by
+/// returning into code that runs the parent's destructors or atexit
+/// handlers twice.
+///
+/// Errors: EAGAIN (RLIMIT_NPROC or pid space exhausted), ENOMEM.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller guarantees the single-threaded precondition above.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// End the calling process at once with `code` (_exit(2)): no destructors,
+/// no atexit handlers, no stdio flush. What a forked child must use.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// How a reaped child ended, from the status word of waitpid(2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildEnd {
+    /// exit(code).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+/// Reap one terminated child, if any, without blocking
+/// (`waitpid(-1, WNOHANG)`). `None` when no child has terminated (or there
+/// are no children: ECHILD). One SIGCHLD can stand for several children, so
+/// callers loop until `None`.
+pub fn reap_any() -> Option<(libc::pid_t, ChildEnd)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid writable int.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            let end = if libc::WIFSIGNALED(status) {
+                ChildEnd::Signaled(libc::WTERMSIG(status))
+            } else {
+                ChildEnd::Exited(libc::WEXITSTATUS(status))
+            };
+            return Some((pid, end));
+        }
+        if pid < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Send `sig` to process `pid` (kill(2)); errors (ESRCH: already gone)
+/// are ignored.
+pub fn kill(pid: libc::pid_t, sig: i32) {
+    // SAFETY: kill takes no pointers.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Ask the kernel to send `sig` to the calling process when its parent
+/// dies (prctl(2) PR_SET_PDEATHSIG), so workers never outlive a killed
+/// master. Errors are ignored (the worker still stops on SIGTERM).
+pub fn die_with_parent(sig: i32) {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number, no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+}
+
+/// A pipe(2) pair (read end, write end), both close-on-exec; the read end
+/// nonblocking when `nonblocking_read`.
+pub fn pipe(nonblocking_read: bool) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    if nonblocking_read {
+        set_nonblocking(r.as_raw_fd())?;
+    }
+    Ok((r, w))
+}
+
+/// A connected AF_UNIX SOCK_DGRAM pair (receive end, send end), both
+/// close-on-exec, the receive end nonblocking (unix(7)). Each send(2) is
+/// delivered whole as one datagram, so many processes may share the send
+/// end without interleaving, for messages far above PIPE_BUF.
+pub fn dgram_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for socketpair to fill.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(r.as_raw_fd())?;
+    Ok((r, w))
+}
+
+/// Set O_NONBLOCK on `fd` (fcntl(2)).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take no pointers; `fd` is the caller's.
+    let rc = unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 {
+            fl
+        } else {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)
+        }
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// poll(2) on `fds` for at most `timeout_ms` (−1: forever). Returns how
+/// many entries have events; EINTR counts as a wake-up with none.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid writable array of the length passed.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINTR) {
+        Ok(0)
+    } else {
+        Err(e)
+    }
+}
+
+/// A pollfd asking for POLLIN on `fd`.
+pub fn pollin(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// A signalfd(2) for SIGINT, SIGTERM and SIGCHLD, which are blocked in the
+/// calling thread first (and so in every thread and process created from
+/// it afterwards: the mask is inherited across pthread_create and fork).
+/// Signals then arrive only as records read from this fd, never as
+/// asynchronous handlers — nothing async-signal-unsafe can run, and a
+/// forked child reads its own signals from its inherited copy (signalfd(2):
+/// "a read from the file descriptor in the child will return information
+/// about signals queued to the child").
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    /// Block SIGINT, SIGTERM and SIGCHLD in the calling thread and open a
+    /// nonblocking, close-on-exec signalfd for them. Call before any other
+    /// thread exists, or those threads keep receiving the signals.
+    pub fn for_stop_and_child() -> io::Result<SignalFd> {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+        }
+        // SAFETY: `set` is initialised; the old mask is not wanted (null).
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: -1 asks for a new fd; `set` is initialised.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is new and owned by nobody else.
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// The descriptor, readable while a signal is pending.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Read every pending signal; returns their numbers, oldest first.
+    /// Standard signals do not queue: several SIGCHLDs may arrive as one.
+    pub fn read_all(&self) -> Vec<i32> {
+        read_signals(self.fd())
+    }
+}
+
+/// Read every pending signal from the nonblocking signalfd `fd` (a
+/// [`SignalFd::fd`] that stays open for the call); their numbers, oldest
+/// first. For a thread that holds the descriptor's number, not the owner.
+pub fn read_signals(fd: RawFd) -> Vec<i32> {
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: signalfd_siginfo is plain data.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let len = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: `info` is a valid writable buffer of `len` bytes.
+        let n = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), len) };
+        if n != len as isize {
+            return out;
+        }
+        out.push(info.ssi_signo as i32);
+    }
+}
+
+/// Resource use of the calling process or of its reaped children
+/// (getrusage(2)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// User + system CPU time.
+    pub cpu: std::time::Duration,
+    /// Minor page faults (no I/O), e.g. copy-on-write after fork.
+    pub minflt: u64,
+    /// Voluntary context switches (blocked waiting).
+    pub nvcsw: u64,
+    /// Involuntary context switches (preempted).
+    pub nivcsw: u64,
+}
+
+/// getrusage(2) of the process (`children == false`) or of all its
+/// terminated and waited-for descendants (`RUSAGE_CHILDREN`).
+pub fn usage(children: bool) -> Usage {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let who = if children {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
+    // SAFETY: a valid `who` with a valid, writable rusage.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Usage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        minflt: ru.ru_minflt as u64,
+        nvcsw: ru.ru_nvcsw as u64,
+        nivcsw: ru.ru_nivcsw as u64,
+    }
+}
+
+/// Write all of `buf` to `fd` (a blocking pipe or socket), retrying on
+/// EINTR and short writes.
+pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice of the length passed.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}

@@ -21,9 +21,17 @@
 //! SIGTERM, stops the workers, merges their statistics (histogram `add`,
 //! counters summed), prints a summary to stderr and writes `--hist-out`.
 //! A second signal exits at once.
+//!
+//! The process modes (`sequential`, `fork`, `prefork`) have their own
+//! `serve` in their files, dispatched from here before any thread exists
+//! (they fork, and fork is only safe in a single-threaded process); they
+//! share the framing, [`conn::ConnCore`], the summary and `--hist-out`.
 
 pub mod conn;
 pub mod epoll;
+pub mod fork;
+pub mod prefork;
+pub mod sequential;
 pub mod uring;
 
 use std::net::TcpListener;
@@ -110,12 +118,22 @@ pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
                 Ok(Mode::Epoll)
             }
         },
+        ModeArg::Prefork | ModeArg::Fork | ModeArg::Sequential => Err(format!(
+            "--mode {:?} is a process mode without per-core threads",
+            cfg.mode
+        )),
     }
 }
 
 /// Run `okring serve` until SIGINT/SIGTERM. Returns after the summary is
 /// printed and `--hist-out` written.
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
+    match cfg.mode {
+        ModeArg::Sequential => return sequential::serve(cfg),
+        ModeArg::Fork => return fork::serve(cfg),
+        ModeArg::Prefork => return prefork::serve(cfg),
+        ModeArg::Uring | ModeArg::Epoll | ModeArg::Auto => {}
+    }
     let mode = resolve_mode(cfg)?;
     let listeners = sys::reuseport_listeners(cfg.bind, cfg.threads, mode == Mode::Epoll)?;
     let local = listeners[0]
@@ -215,7 +233,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     }
     let wall = started.elapsed();
     let cpu = sys::process_cpu_time().saturating_sub(cpu_before);
-    print_summary(mode, &total, wall, cpu);
+    print_summary(mode.name(), &total, wall, cpu);
     if let Some(path) = &cfg.hist_out {
         write_hist(path, &total)?;
     }
@@ -244,13 +262,14 @@ fn run_worker(
     }
 }
 
-/// The summary printed to stderr at exit.
-fn print_summary(mode: Mode, s: &WorkerStats, wall: Duration, cpu: Duration) {
+/// The summary printed to stderr at exit: `name` is the mode, `wall` the
+/// serving time, `cpu` the server's CPU time (user + system).
+pub(crate) fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Duration) {
     let c = &s.counters;
     let secs = wall.as_secs_f64().max(1e-9);
     eprintln!(
         "okring: {} mode stopped after {:.1} s: {} requests ({:.0}/s), {} connections, CPU {:.2} s ({:.2} µs/request)",
-        mode.name(),
+        name,
         secs,
         c.requests,
         c.requests as f64 / secs,
@@ -275,7 +294,8 @@ fn print_summary(mode: Mode, s: &WorkerStats, wall: Duration, cpu: Duration) {
     }
 }
 
-fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
+/// Write `--hist-out`: the merged service-time histogram as `.hgrm` text.
+pub(crate) fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
     let mut buf = Vec::new();
     crate::stats::write_hgrm(&mut buf, &s.service_ns, 5)
         .map_err(|e| format!("formatting {}: {e}", path.display()))?;

@@ -1,0 +1,305 @@
+//! `--mode fork`: the parent accepts; every connection is served by a
+//! child process forked for it, which exits when the connection ends — the
+//! seed's fork server, kept to measure what a process per connection costs
+//! (a fork, copy-on-write page faults, an exit and a reap per connection).
+//!
+//! The parent is single-threaded for its whole life, so fork(2) is safe:
+//! no other thread can hold the allocator's lock at the moment of the fork.
+//! It never installs a signal handler: SIGINT, SIGTERM and SIGCHLD are
+//! blocked and read from a signalfd, and its loop poll(2)s the listener
+//! (only while fewer than `--max-children` children live), the signalfd and
+//! the statistics socket. On every wake it reaps with
+//! `waitpid(-1, WNOHANG)` until none is left, since one SIGCHLD can stand
+//! for several children. It closes its copy of each accepted socket right
+//! after the fork, so the child's close is the last one and sends the FIN.
+//!
+//! A child closes the listener, serves its connection with
+//! [`super::sequential::serve_conn`] (same framing, keep-alive, pipelining,
+//! timeouts and lingering close as every mode), sends its statistics to the
+//! parent and leaves with `_exit`. SIGPIPE stays ignored (Rust's runtime
+//! set it before `main`, the disposition survives fork) and every send uses
+//! MSG_NOSIGNAL. The child reads its own SIGTERM from its inherited copy of
+//! the signalfd.
+//!
+//! Statistics travel over one AF_UNIX SOCK_DGRAM socket pair shared by all
+//! children: each child sends one datagram holding
+//! [`crate::stats::worker_stats_to_bytes`] of its connection. A datagram is
+//! delivered whole or not at all, so concurrent children never interleave,
+//! whatever the frame's size (a pipe is atomic only up to PIPE_BUF, 4096
+//! bytes, which a busy keep-alive connection's histogram can exceed), and it
+//! costs no descriptor per child in the parent.
+//!
+//! Stop: the first SIGINT/SIGTERM closes the listener and forwards SIGTERM
+//! to the children, which finish their current response and exit; children
+//! still alive `cfg.drain` + [`KILL_GRACE_MS`] later are killed. A second
+//! signal kills the children and exits 130 at once.
+
+use std::collections::HashSet;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::time::Instant;
+
+use super::conn::{ConnCore, WorkerCtx};
+use super::sequential::{serve_conn, StopSignals, READ_BUF_LEN, TICK_MS};
+use crate::cli::ServeConfig;
+use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
+use crate::sys::{self, Forked, SignalFd};
+
+/// Connections accepted per listener wake-up before the loop looks at
+/// signals and statistics again.
+const ACCEPT_BURST: usize = 64;
+/// After the drain, how long children get before SIGKILL, ms.
+pub const KILL_GRACE_MS: u64 = 500;
+/// Receive buffer for one statistics datagram, bytes (a frame of a
+/// connection's counters and histogram is a few hundred bytes to a few KiB).
+const STATS_DGRAM_MAX_BYTES: usize = 1 << 20;
+
+/// Run `--mode fork` until SIGINT/SIGTERM; prints the summary (with the
+/// children's page faults and context switches) and writes `--hist-out`.
+/// Errors: bind, signalfd or socketpair failure, pinning.
+pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
+    let sigfd = SignalFd::for_stop_and_child().map_err(|e| format!("signalfd: {e}"))?;
+    let mut sig = StopSignals::new(sigfd, false);
+    if let Some(&cpu) = cfg.pin_cpus.first() {
+        sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
+    }
+    let listener =
+        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?;
+    let (stats_rx, stats_tx) = sys::dgram_pair().map_err(|e| format!("socketpair: {e}"))?;
+    eprintln!(
+        "okring: fork mode (one process per connection, at most {} live), 1 acceptor, listening on {local}",
+        cfg.max_children
+    );
+
+    let started = Instant::now();
+    let self_before = sys::usage(false);
+    let children_before = sys::usage(true);
+    // Built once here and inherited by every child copy-on-write, so a
+    // child touches only the pages it writes (histogram buckets it records
+    // into, the buffers it uses) instead of allocating its own.
+    let mut template = WorkerCtx::new(cfg);
+    let mut core = ConnCore::new(0);
+    let mut rbuf = vec![0u8; READ_BUF_LEN];
+    let mut dgram = vec![0u8; STATS_DGRAM_MAX_BYTES];
+    let mut total = WorkerStats::new();
+    let mut live: HashSet<libc::pid_t> = HashSet::new();
+    let mut listener = Some(listener);
+    let (mut forked, mut reports) = (0u64, 0u64);
+    let drain_ns = cfg.drain.as_nanos() as u64;
+    let mut killed = false;
+    loop {
+        let now = template.now_ns();
+        let accepting = listener.is_some() && live.len() < cfg.max_children;
+        let mut fds = vec![
+            sys::pollin(sig.sigfd.fd()),
+            sys::pollin(stats_rx.as_raw_fd()),
+        ];
+        if let (true, Some(l)) = (accepting, &listener) {
+            fds.push(sys::pollin(l.as_raw_fd()));
+        }
+        sys::poll(&mut fds, TICK_MS).map_err(|e| format!("poll: {e}"))?;
+        if fds[0].revents != 0 {
+            sig.check(now);
+            if sig.seen >= 2 {
+                eprintln!(
+                    "okring: second signal: killing {} children, exiting without draining",
+                    live.len()
+                );
+                for &pid in &live {
+                    sys::kill(pid, libc::SIGKILL);
+                }
+                sys::exit_now(130);
+            }
+        }
+        while let Some((pid, _)) = sys::reap_any() {
+            live.remove(&pid);
+        }
+        reports += drain_stats(stats_rx.as_raw_fd(), &mut dgram, &mut total);
+        if fds.len() == 3 && fds[2].revents != 0 && !sig.raised() {
+            if let Some(l) = &listener {
+                let lfd = l.as_raw_fd();
+                let sfd = stats_rx.as_raw_fd();
+                for _ in 0..ACCEPT_BURST {
+                    if live.len() >= cfg.max_children {
+                        break;
+                    }
+                    let Some(fd) = accept(lfd, &mut total) else {
+                        break;
+                    };
+                    // SAFETY: this process never starts a thread (signals
+                    // come through a signalfd, not a handler thread), so it
+                    // is single-threaded here; the child leaves through
+                    // `child_main`, which ends in _exit.
+                    match unsafe { sys::fork() } {
+                        Ok(Forked::Child) => {
+                            let tx = stats_tx.as_raw_fd();
+                            child_main(
+                                fd,
+                                &[lfd, sfd],
+                                &mut template,
+                                &mut core,
+                                &mut rbuf,
+                                &mut sig,
+                                tx,
+                                drain_ns,
+                            )
+                        }
+                        Ok(Forked::Parent(pid)) => {
+                            sys::close_fd(fd);
+                            live.insert(pid);
+                            forked += 1;
+                            total.counters.conns_accepted += 1;
+                        }
+                        Err(_) => {
+                            // EAGAIN/ENOMEM: no process for this connection.
+                            sys::close_fd(fd);
+                            total.counters.conns_refused += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if sig.raised() {
+            if let Some(l) = listener.take() {
+                sys::close_fd(l.into_raw_fd());
+                for &pid in &live {
+                    sys::kill(pid, libc::SIGTERM);
+                }
+            }
+            if live.is_empty() {
+                break;
+            }
+            let waited_ns = template.now_ns().saturating_sub(sig.since_ns);
+            if !killed && waited_ns > drain_ns + KILL_GRACE_MS * 1_000_000 {
+                for &pid in &live {
+                    sys::kill(pid, libc::SIGKILL);
+                }
+                killed = true;
+            }
+        }
+    }
+    reports += drain_stats(stats_rx.as_raw_fd(), &mut dgram, &mut total);
+
+    let wall = started.elapsed();
+    let me = sys::usage(false);
+    let kids = sys::usage(true);
+    let cpu = me.cpu.saturating_sub(self_before.cpu) + kids.cpu.saturating_sub(children_before.cpu);
+    super::print_summary("fork", &total, wall, cpu);
+    let per = |v: u64, n: u64| if n > 0 { v as f64 / n as f64 } else { 0.0 };
+    let kid_minflt = kids.minflt - children_before.minflt;
+    let switches = (me.nvcsw + me.nivcsw + kids.nvcsw + kids.nivcsw)
+        - (self_before.nvcsw + self_before.nivcsw + children_before.nvcsw + children_before.nivcsw);
+    eprintln!(
+        "okring: fork: {forked} children, {reports} reported statistics; {:.1} minor page faults per child, {:.2} context switches per request (parent + children)",
+        per(kid_minflt, forked),
+        per(switches, total.counters.requests),
+    );
+    if let Some(path) = &cfg.hist_out {
+        super::write_hist(path, &total)?;
+    }
+    Ok(())
+}
+
+/// Accept one connection, nonblocking; `None` when none is waiting or on a
+/// failed accept (counted; EMFILE/ENFILE counted as a pause: the loop's
+/// next poll tick is the back-off).
+fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<RawFd> {
+    // SAFETY: null address pointers are allowed (accept4(2)); the result
+    // is checked.
+    let fd = unsafe {
+        libc::accept4(
+            lfd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        return Some(fd);
+    }
+    match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+        libc::EAGAIN | libc::EINTR => {}
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+            total.counters.emfile_pauses += 1;
+        }
+        _ => total.counters.accept_errors += 1,
+    }
+    None
+}
+
+/// Receive every queued statistics datagram and merge it into `total`;
+/// returns how many were merged. A malformed one is reported once per call.
+fn drain_stats(rx: RawFd, buf: &mut [u8], total: &mut WorkerStats) -> u64 {
+    let mut merged = 0;
+    loop {
+        // SAFETY: `buf` is a valid writable buffer of the length passed.
+        let n = unsafe { libc::recv(rx, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n <= 0 {
+            return merged;
+        }
+        match worker_stats_from_bytes(&buf[..n as usize]) {
+            Ok(s) => {
+                total.merge(&s);
+                merged += 1;
+            }
+            Err(e) => eprintln!("okring: fork: a child's statistics were unreadable: {e}"),
+        }
+    }
+}
+
+/// The child: serve connection `fd`, report, `_exit`. `close` are the
+/// parent's descriptors the child must not keep (the listener — else the
+/// port stays open after the parent closes it — and the statistics
+/// receive end).
+#[allow(clippy::too_many_arguments)]
+fn child_main(
+    fd: RawFd,
+    close: &[RawFd],
+    ctx: &mut WorkerCtx,
+    core: &mut ConnCore,
+    rbuf: &mut [u8],
+    sig: &mut StopSignals,
+    stats_tx: RawFd,
+    drain_ns: u64,
+) -> ! {
+    for &c in close {
+        sys::close_fd(c);
+    }
+    let mut sendbuf = Vec::new();
+    // A panic must end here, in _exit, not unwind into the parent's loop.
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_conn(fd, ctx, core, rbuf, &mut sendbuf, sig, drain_ns)
+    }));
+    if served.is_err() {
+        sys::exit_now(101);
+    }
+    let frame = worker_stats_to_bytes(&ctx.stats);
+    // SAFETY: `frame` is a valid readable buffer of the length passed; a
+    // blocking send waits while the parent's receive queue is full;
+    // MSG_NOSIGNAL: a gone parent gives an error, not SIGPIPE.
+    let n = unsafe {
+        libc::send(
+            stats_tx,
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        // ECONNREFUSED/EPIPE: the parent is gone; nobody wants the figures.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNREFUSED) | Some(libc::EPIPE)
+        ) {
+            eprintln!(
+                "okring: fork child: cannot report statistics ({} bytes): {e}",
+                frame.len()
+            );
+        }
+    }
+    sys::exit_now(0)
+}
