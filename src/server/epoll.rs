@@ -24,6 +24,9 @@ use crate::sys;
 const TOKEN_LISTENER: u64 = u64::MAX;
 /// epoll token of the shutdown eventfd.
 const TOKEN_WAKER: u64 = u64::MAX - 1;
+/// Listener interest: EPOLLEXCLUSIVE (Linux 4.5) so that a listener shared
+/// by several prefork workers wakes one of them per connection, not all.
+const LISTENER_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
 /// Events fetched per epoll_wait.
 const EVENTS_PER_WAIT: usize = 1024;
 /// epoll_wait timeout: the timer tick, ms.
@@ -112,6 +115,7 @@ struct Worker<'a> {
     accept_paused_until: Option<u64>,
     draining: bool,
     stop: &'a Stop,
+    id: usize,
 }
 
 /// Run one epoll worker until `stop`; see the contract in `server/mod.rs`.
@@ -134,7 +138,7 @@ pub fn run_worker(
         .ctl(
             libc::EPOLL_CTL_ADD,
             listener.as_raw_fd(),
-            libc::EPOLLIN as u32,
+            LISTENER_EVENTS,
             TOKEN_LISTENER,
         )
         .and_then(|_| {
@@ -159,6 +163,7 @@ pub fn run_worker(
         accept_paused_until: None,
         draining: false,
         stop,
+        id,
     };
     let _ = ready.send(Ok("level-triggered epoll".into()));
     w.run(cfg.drain);
@@ -176,7 +181,13 @@ impl Worker<'_> {
                 let (mask, tok) = (ev.events, ev.u64);
                 match tok {
                     TOKEN_LISTENER => self.accept_burst(),
-                    TOKEN_WAKER => {}
+                    TOKEN_WAKER => {
+                        // Level-triggered and never read: drop it from the
+                        // set, or every wait of the drain returns at once.
+                        let _ = self
+                            .ep
+                            .ctl(libc::EPOLL_CTL_DEL, self.stop.waker(self.id), 0, 0);
+                    }
                     _ => self.conn_event(
                         (tok & 0xffff_ffff) as u32,
                         (tok >> 32) as u32 & GEN_MASK,
@@ -292,7 +303,7 @@ impl Worker<'_> {
             let _ = self.ep.ctl(
                 libc::EPOLL_CTL_ADD,
                 l.as_raw_fd(),
-                libc::EPOLLIN as u32,
+                LISTENER_EVENTS,
                 TOKEN_LISTENER,
             );
         }
