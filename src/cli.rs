@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Generate HTTP load against a URL (closed loop, or open loop at a fixed rate).
     Load(crate::load::LoadArgs),
+    /// Merge latency histograms from .hlog files and okring JSON results
+    /// (several load machines, several runs) and print percentiles.
+    Report(crate::report::ReportArgs),
 }
 
 /// Server architecture (see docs/architecture.md).
@@ -129,7 +132,23 @@ pub struct ServeArgs {
     /// io_uring feature tier; `5.19` forces the oldest supported feature set.
     #[arg(long, value_enum, default_value_t = UringTier::Auto)]
     pub uring_tier: UringTier,
+    /// Serve Prometheus metrics (text format 0.0.4) at http://ADDR/metrics
+    /// from a separate listener; port 0 picks a free port (printed).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Write a server-side HdrHistogram interval log of service time here,
+    /// one tag per worker (`Tag=worker0`, ...).
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+    /// Length of each `--hlog` interval [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
 }
+
+/// Default `--interval` of `--hlog`.
+pub const HLOG_INTERVAL_DEFAULT_MS: u64 = 1000;
+/// Shortest `--interval`: the workers' publish interval, ms.
+pub const HLOG_INTERVAL_MIN_MS: u64 = 100;
 
 /// Resolved configuration of `okring serve`.
 #[derive(Clone, Debug)]
@@ -158,6 +177,19 @@ pub struct ServeConfig {
     pub max_conns: usize,
     /// How long shutdown waits for in-flight responses.
     pub drain: Duration,
+    /// `--metrics`: address of the Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// `--hlog`: server-side interval log path.
+    pub hlog: Option<PathBuf>,
+    /// `--interval`: length of each `--hlog` interval.
+    pub hlog_interval: Duration,
+}
+
+impl ServeConfig {
+    /// Whether workers publish live snapshots (`--metrics` or `--hlog`).
+    pub fn live(&self) -> bool {
+        self.metrics.is_some() || self.hlog.is_some()
+    }
 }
 
 /// Parse a duration like `10s`, `250ms`, `1m` (humantime syntax).
@@ -216,6 +248,29 @@ impl ServeArgs {
                 self.max_head_bytes
             ));
         }
+        let hlog_interval = self
+            .interval
+            .unwrap_or(Duration::from_millis(HLOG_INTERVAL_DEFAULT_MS));
+        if self.interval.is_some() && self.hlog.is_none() {
+            return Err("--interval sets the --hlog interval: add --hlog FILE".into());
+        }
+        if hlog_interval < Duration::from_millis(HLOG_INTERVAL_MIN_MS) {
+            return Err(format!(
+                "--interval {hlog_interval:?}: must be at least {HLOG_INTERVAL_MIN_MS}ms (workers publish every 100 ms)"
+            ));
+        }
+        if self.metrics.is_some() && matches!(self.mode, ModeArg::Fork | ModeArg::Sequential) {
+            return Err(format!(
+                "--metrics is available in the uring, epoll, auto and prefork modes, not {:?}",
+                self.mode
+            ));
+        }
+        if self.hlog.is_some() && matches!(self.mode, ModeArg::Fork | ModeArg::Sequential) {
+            return Err(format!(
+                "--hlog is available in the uring, epoll, auto and prefork modes, not {:?}",
+                self.mode
+            ));
+        }
         Ok(ServeConfig {
             mode: self.mode,
             threads,
@@ -239,6 +294,9 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             max_conns: self.max_conns,
             drain: Duration::from_secs(2),
+            metrics: self.metrics,
+            hlog: self.hlog.clone(),
+            hlog_interval,
         })
     }
 }

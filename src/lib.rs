@@ -9,11 +9,15 @@
 //!   for everything that is not io_uring).
 //! - [`server`]: the serving modes, one file each, behind one entry point.
 //! - [`load`]: the load generator (`okring load`).
+//! - [`report`]: `okring report`, merging histograms of several runs.
+//! - [`plot`]: SVG plots (the latency percentile spectrum).
 //! - [`cli`]: argument parsing into validated configuration.
 
 pub mod cli;
 pub mod http;
 pub mod load;
+pub mod plot;
+pub mod report;
 pub mod server;
 pub mod stats;
 pub mod sys;

@@ -24,6 +24,10 @@ pub struct WorkerCtx {
     /// (lingering close, RFC 9112 §9.6), ns.
     pub linger_ns: u64,
     pub max_conns: usize,
+    /// Copies `stats` to the live metrics on [`tick`](Self::tick) when
+    /// `--metrics`/`--hlog` installed one for this thread
+    /// ([`super::live::install`]); `None` otherwise.
+    pub publisher: Option<super::live::Publisher>,
 }
 
 /// How long a closing connection keeps draining input after our FIN.
@@ -45,6 +49,7 @@ impl WorkerCtx {
             idle_timeout_ns: cfg.idle_timeout.as_nanos() as u64,
             linger_ns: LINGER_MS * 1_000_000,
             max_conns: cfg.max_conns,
+            publisher: super::live::take_installed(),
         }
     }
 
@@ -54,9 +59,14 @@ impl WorkerCtx {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Once per timer tick: refresh the cached `Date` header.
+    /// Once per timer tick: refresh the cached `Date` header, and publish
+    /// a statistics snapshot if a publisher is installed (rate-limited).
     pub fn tick(&mut self) {
         self.responder.refresh_date(std::time::SystemTime::now());
+        if let Some(p) = &mut self.publisher {
+            let now = self.epoch.elapsed().as_nanos() as u64;
+            p.tick(now, &self.stats);
+        }
     }
 }
 

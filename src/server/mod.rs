@@ -22,6 +22,12 @@
 //! counters summed), prints a summary to stderr and writes `--hist-out`.
 //! A second signal exits at once.
 //!
+//! With `--metrics` or `--hlog`, `serve` also installs a
+//! [`live::Publisher`] on each worker thread before `run_worker` (the
+//! loop's [`conn::WorkerCtx`] takes it and publishes on its tick), serves
+//! `/metrics` from a thread of its own and writes the interval log from
+//! another ([`live`]).
+//!
 //! The process modes (`sequential`, `fork`, `prefork`) have their own
 //! `serve` in their files, dispatched from here before any thread exists
 //! (they fork, and fork is only safe in a single-threaded process); they
@@ -30,6 +36,7 @@
 pub mod conn;
 pub mod epoll;
 pub mod fork;
+pub mod live;
 pub mod prefork;
 pub mod sequential;
 pub mod uring;
@@ -140,6 +147,19 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("getsockname: {e}"))?;
     let stop = Stop::new(cfg.threads)?;
+    let live = cfg.live().then(|| live::Live::new(cfg.threads));
+    if let (Some(addr), Some(live)) = (cfg.metrics, &live) {
+        let l = live::bind_metrics(addr)?;
+        live::announce(&l);
+        live::spawn_metrics_thread(l, live.clone())?;
+    }
+    let hlog = match (&cfg.hlog, &live) {
+        (Some(path), Some(live)) => Some(
+            live::HlogRecorder::create(path, cfg.hlog_interval, cfg.threads)?
+                .spawn(live.clone())?,
+        ),
+        _ => None,
+    };
 
     // Signals: the first SIGINT/SIGTERM starts a graceful stop, a second one
     // exits at once.
@@ -175,10 +195,17 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         let stop = stop.clone();
         let ready = ready_tx.clone();
         let stats_tx = stats_tx.clone();
+        let live = live.clone();
         let h = std::thread::Builder::new()
             .name(format!("okring-{}-{id}", mode.name()))
             .spawn(move || {
+                if let Some(live) = &live {
+                    live::install(live::Publisher::new(live.clone(), id));
+                }
                 let r = run_worker(mode, id, listener, &cfg, &stop, &ready);
+                if let (Some(live), Ok(s)) = (&live, &r) {
+                    live.publish(id, s);
+                }
                 // The receiver outlives every worker; a send cannot fail.
                 let _ = stats_tx.send(r);
             })
@@ -228,6 +255,10 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         let _ = h.join();
     }
     sig_handle.close();
+    let hlog_result = match (hlog, &live) {
+        (Some(t), Some(live)) => t.stop().and_then(|rec| rec.finish(live)),
+        _ => Ok(()),
+    };
     if let Some(e) = first_err {
         return Err(e);
     }
@@ -237,7 +268,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     if let Some(path) = &cfg.hist_out {
         write_hist(path, &total)?;
     }
-    Ok(())
+    hlog_result
 }
 
 fn run_worker(

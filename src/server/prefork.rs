@@ -26,6 +26,16 @@
 //! pipe, so frames never interleave; `R` is written before the worker
 //! serves and `S` after it stops.
 //!
+//! With `--metrics` or `--hlog`, workers also send `P` frames (payload as
+//! `S`: the worker's cumulative statistics so far) from their signal
+//! thread every [`live::PUBLISH_INTERVAL_NS`] while they change; `P` and
+//! `S` are written under one lock, so they never interleave either. The
+//! master keeps the latest per worker in a [`live::Live`] (a dead worker's
+//! last one retired into its slot, see [`live::Live::retire`]), answers
+//! `/metrics` from its own poll loop — one scrape at a time, each bounded
+//! by [`METRICS_IO_TIMEOUT_MS`], so the master stays single-threaded — and
+//! writes the `--hlog` intervals from the same loop.
+//!
 //! Supervision: a worker that dies while serving is restarted — at once if
 //! it had run at least [`STABLE_RUN_MS`], else after a back-off doubling
 //! from [`BACKOFF_MIN_MS`] to [`BACKOFF_MAX_MS`] — with one line on stderr.
@@ -37,12 +47,13 @@
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 
 use super::sequential::StopSignals;
-use super::{epoll, uring, Stop};
+use super::{epoll, live, uring, Stop};
 use crate::cli::{ServeConfig, WorkerLoop};
 use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
 use crate::sys::{self, ChildEnd, Forked, SignalFd};
@@ -61,6 +72,9 @@ const TICK_MS: u64 = 100;
 const TAG_READY: u8 = b'R';
 const TAG_ERROR: u8 = b'E';
 const TAG_STATS: u8 = b'S';
+const TAG_SNAPSHOT: u8 = b'P';
+/// Longest the master waits on one `/metrics` scraper's read or write, ms.
+pub const METRICS_IO_TIMEOUT_MS: u64 = 200;
 /// Frame header: tag + u32 length, bytes.
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -84,6 +98,7 @@ enum Msg {
     Ready(String),
     Error(String),
     Stats(Box<WorkerStats>),
+    Snapshot(Box<WorkerStats>),
 }
 
 struct Master<'a> {
@@ -97,6 +112,11 @@ struct Master<'a> {
     /// Set-up failure reported by a worker before the service started.
     setup_error: Option<String>,
     serving: bool,
+    /// Latest statistics per worker (`--metrics`, `--hlog`).
+    live: Option<Arc<live::Live>>,
+    /// The `--metrics` listener (nonblocking).
+    metrics: Option<TcpListener>,
+    hlog: Option<live::HlogRecorder>,
 }
 
 /// Run `--mode prefork` until SIGINT/SIGTERM. Errors: bind, signalfd,
@@ -114,6 +134,25 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let local = listeners[0]
         .local_addr()
         .map_err(|e| format!("getsockname: {e}"))?;
+    let live = cfg.live().then(|| live::Live::new(cfg.workers));
+    let metrics = match cfg.metrics {
+        Some(addr) => {
+            let l = live::bind_metrics(addr)?;
+            l.set_nonblocking(true)
+                .map_err(|e| format!("--metrics listener: {e}"))?;
+            live::announce(&l);
+            Some(l)
+        }
+        None => None,
+    };
+    let hlog = match &cfg.hlog {
+        Some(path) => Some(live::HlogRecorder::create(
+            path,
+            cfg.hlog_interval,
+            cfg.workers,
+        )?),
+        None => None,
+    };
     let started = Instant::now();
     let self_before = sys::usage(false);
     let children_before = sys::usage(true);
@@ -137,6 +176,9 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         features: None,
         setup_error: None,
         serving: false,
+        live,
+        metrics,
+        hlog,
     };
     for id in 0..cfg.workers {
         if let Err(e) = m.spawn(id) {
@@ -189,7 +231,10 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     if let Some(path) = &cfg.hist_out {
         super::write_hist(path, &m.total)?;
     }
-    Ok(())
+    match (m.hlog.take(), &m.live) {
+        (Some(rec), Some(live)) => rec.finish(live),
+        _ => Ok(()),
+    }
 }
 
 impl Master<'_> {
@@ -216,6 +261,7 @@ impl Master<'_> {
                 .filter_map(|s| s.rx.as_ref().map(|r| r.as_raw_fd())),
         );
         close.push(rx.as_raw_fd());
+        close.extend(self.metrics.as_ref().map(|l| l.as_raw_fd()));
         // SAFETY: the master never starts a thread (signals come through a
         // signalfd), so it is single-threaded here; the child leaves
         // through `worker_main`, which ends in _exit.
@@ -253,7 +299,15 @@ impl Master<'_> {
             Some(t) => (t.saturating_sub(now) / 1_000_000).min(TICK_MS),
             None => TICK_MS,
         };
+        let timeout_ms = match &self.hlog {
+            Some(h) => {
+                let due = h.next_due().saturating_duration_since(Instant::now());
+                timeout_ms.min(due.as_millis() as u64)
+            }
+            None => timeout_ms,
+        };
         let mut fds = vec![sys::pollin(self.sig.sigfd.fd())];
+        fds.extend(self.metrics.as_ref().map(|l| sys::pollin(l.as_raw_fd())));
         fds.extend(
             self.slots
                 .iter()
@@ -272,6 +326,10 @@ impl Master<'_> {
         for id in 0..self.slots.len() {
             self.read_pipe(id);
         }
+        if self.metrics.is_some() && fds[1].revents != 0 {
+            self.answer_scrapes();
+        }
+        self.write_hlog_if_due();
         while let Some((pid, end)) = sys::reap_any() {
             self.reaped(pid, end);
         }
@@ -323,7 +381,17 @@ impl Master<'_> {
                         self.setup_error.get_or_insert(e);
                     }
                 }
-                Ok(Msg::Stats(s)) => self.total.merge(&s),
+                Ok(Msg::Stats(s)) => {
+                    self.total.merge(&s);
+                    if let Some(l) = &self.live {
+                        l.publish(id, &s);
+                    }
+                }
+                Ok(Msg::Snapshot(s)) => {
+                    if let Some(l) = &self.live {
+                        l.publish(id, &s);
+                    }
+                }
                 Err(e) => eprintln!("okring: prefork: worker {id}: unreadable message: {e}"),
             }
         }
@@ -339,6 +407,9 @@ impl Master<'_> {
             return;
         };
         self.read_pipe(id);
+        if let Some(l) = &self.live {
+            l.retire(id);
+        }
         let now = self.now_ns();
         let s = &mut self.slots[id];
         s.pid = None;
@@ -361,6 +432,31 @@ impl Master<'_> {
             "okring: prefork: worker {id} (pid {pid}) {how} after {lived_ms} ms; restarting in {} ms",
             s.backoff_ms
         );
+    }
+
+    /// Answer every pending `/metrics` connection, one at a time.
+    fn answer_scrapes(&self) {
+        let (Some(l), Some(live)) = (&self.metrics, &self.live) else {
+            return;
+        };
+        let t = Duration::from_millis(METRICS_IO_TIMEOUT_MS);
+        while let Ok((s, _)) = l.accept() {
+            live::answer_one(s, t, || live.prometheus());
+        }
+    }
+
+    /// Write the `--hlog` interval if it is due; on a write error, say so
+    /// once and stop logging.
+    fn write_hlog_if_due(&mut self) {
+        let (Some(h), Some(live)) = (&mut self.hlog, &self.live) else {
+            return;
+        };
+        if Instant::now() >= h.next_due() {
+            if let Err(e) = h.write_interval(live) {
+                eprintln!("okring: prefork: {e}; the interval log stops here");
+                self.hlog = None;
+            }
+        }
     }
 
     fn signal_all(&self, sig: i32) {
@@ -412,6 +508,7 @@ fn take_frame(buf: &mut Vec<u8>) -> Option<Result<Msg, String>> {
         TAG_READY => Ok(Msg::Ready(text())),
         TAG_ERROR => Ok(Msg::Error(text())),
         TAG_STATS => worker_stats_from_bytes(&payload).map(|s| Msg::Stats(Box::new(s))),
+        TAG_SNAPSHOT => worker_stats_from_bytes(&payload).map(|s| Msg::Snapshot(Box::new(s))),
         t => Err(format!("unknown frame tag {t:#04x}")),
     })
 }
@@ -470,9 +567,18 @@ fn worker_run(
     // index up to `id` (a few descriptors; only the last is used).
     let stop = Stop::new(id + 1)?;
     let (ready_tx, ready_rx) = bounded::<Result<String, String>>(1);
+    // Live snapshots: the loop publishes into a one-slot Live, the signal
+    // thread forwards it as `P` frames; `P` and `S` writes share a lock.
+    let live = cfg.live().then(|| live::Live::new(1));
+    if let Some(l) = &live {
+        live::install(live::Publisher::new(l.clone(), 0));
+    }
+    let write_lock = Arc::new(Mutex::new(()));
     {
         let stop = stop.clone();
         let sfd = sigfd.fd();
+        let live = live.clone();
+        let write_lock = write_lock.clone();
         // This thread exists only after the fork, in the worker; the
         // worker never forks.
         std::thread::Builder::new()
@@ -491,10 +597,30 @@ fn worker_run(
                 // SIGINT/SIGTERM (from the master, a terminal's process
                 // group or the master's death) stop the worker; further
                 // ones change nothing — the master decides when to kill.
+                let wait_ms = if live.is_some() {
+                    (live::PUBLISH_INTERVAL_NS / 1_000_000) as i32
+                } else {
+                    -1
+                };
+                let mut sent_version = 0;
                 loop {
                     let mut fds = [sys::pollin(sfd)];
-                    if sys::poll(&mut fds, -1).is_err() {
+                    if sys::poll(&mut fds, wait_ms).is_err() {
                         return;
+                    }
+                    if let Some(l) = &live {
+                        let v = l.version(0);
+                        if v != sent_version {
+                            sent_version = v;
+                            if let Some(snap) = l.current(0) {
+                                let _g = write_lock.lock().unwrap_or_else(|e| e.into_inner());
+                                let _ =
+                                    write_frame(tx, TAG_SNAPSHOT, &worker_stats_to_bytes(&snap));
+                            }
+                        }
+                    }
+                    if fds[0].revents == 0 {
+                        continue;
                     }
                     // The SignalFd stays open until the process's _exit.
                     let sigs = sys::read_signals(sfd);
@@ -516,6 +642,7 @@ fn worker_run(
         WorkerLoop::Epoll => epoll::run_worker(id, listener, cfg, &stop, &ready_tx)?,
         WorkerLoop::Uring => uring::run_worker(id, listener, cfg, &stop, &ready_tx)?,
     };
+    let _g = write_lock.lock().unwrap_or_else(|e| e.into_inner());
     write_frame(tx, TAG_STATS, &worker_stats_to_bytes(&stats))
         .map_err(|e| format!("cannot report statistics: {e}"))
 }

@@ -1,0 +1,255 @@
+//! `okring report FILE... [--out DIR] [--plot FILE.svg]`: merge latency
+//! histograms recorded in several runs or on several machines, losslessly
+//! (HdrHistogram `add` of the exact histograms, never an average of
+//! percentiles), print a percentile table, and write the merged histogram
+//! (`merged.hgrm`) and a percentile-spectrum plot (SVG).
+//!
+//! Inputs, told apart by content (a JSON document starts with `{`):
+//! - HdrHistogram interval logs (`.hlog`, from `okring load --hlog`,
+//!   `okring serve --hlog` or Java's `HistogramLogWriter`): every interval
+//!   of every tag, added into one row per file;
+//! - `okring load --json` documents (schema `okring.load/1`): the
+//!   `histograms.latency` blob, one row;
+//! - bench `results.json` (schema `okring.bench/1`): each successful run's
+//!   `histograms.latency` blob, one row per run.
+//!
+//! Values are ns throughout; the table prints them with automatic units.
+//! It does not read `.hgrm` files: they hold percentiles, not the
+//! histogram, and cannot be merged exactly.
+
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use crate::stats::{fmt_ns, hist_from_json, new_histogram, read_hlog, write_hgrm};
+
+/// Arguments of `okring report`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Inputs: .hlog interval logs, `okring load --json` results
+    /// (okring.load/1), bench results.json (okring.bench/1).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Directory for merged.hgrm (and spectrum.svg unless --plot is given);
+    /// created if missing.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Where to write the percentile-spectrum plot [default: DIR/spectrum.svg].
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// One row of the report: a label and a histogram of ns values.
+pub struct Input {
+    /// `FILE` or, for bench results, `FILE: server c<conns> #<repeat>`.
+    pub label: String,
+    pub hist: Histogram<u64>,
+}
+
+/// Percentiles of the table: (column header, quantile).
+pub const REPORT_PERCENTILES: [(&str, f64); 6] = [
+    ("p50", 0.5),
+    ("p75", 0.75),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p99.9", 0.999),
+    ("p99.99", 0.9999),
+];
+
+/// An empty histogram that grows past 60 s if an input holds larger
+/// values (a Java log with other bounds), so merging never drops samples.
+fn merge_target() -> Histogram<u64> {
+    let mut h = new_histogram();
+    h.auto(true);
+    h
+}
+
+fn add(into: &mut Histogram<u64>, h: &Histogram<u64>, what: &str) -> Result<(), String> {
+    into.add(h)
+        .map_err(|e| format!("{what}: cannot merge histogram: {e:?}"))
+}
+
+/// Read one input file into one or more rows (module docs list the
+/// formats). Errors name the file: unreadable, unknown JSON schema, missing
+/// or undecodable histogram, malformed log.
+pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
+    let name = path.display().to_string();
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        let ivs = read_hlog(data.as_slice()).map_err(|e| format!("{name}: {e}"))?;
+        let mut hist = merge_target();
+        for iv in &ivs {
+            add(&mut hist, &iv.hist, &name)?;
+        }
+        return Ok(vec![Input { label: name, hist }]);
+    }
+    let v: Value =
+        serde_json::from_slice(&data).map_err(|e| format!("{name}: invalid JSON: {e}"))?;
+    match v.get("schema").and_then(Value::as_str) {
+        Some("okring.load/1") => {
+            let h = v
+                .pointer("/histograms/latency")
+                .ok_or_else(|| format!("{name}: no histograms.latency"))?;
+            let hist = hist_from_json(h).map_err(|e| format!("{name}: {e}"))?;
+            Ok(vec![Input { label: name, hist }])
+        }
+        Some("okring.bench/1") => {
+            let runs = v
+                .get("runs")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("{name}: no runs array"))?;
+            let mut out = Vec::new();
+            for r in runs {
+                let Some(h) = r.pointer("/histograms/latency") else {
+                    continue;
+                };
+                let hist = hist_from_json(h).map_err(|e| format!("{name}: {e}"))?;
+                let field = |k: &str| r.get(k).map(|x| x.to_string().replace('"', ""));
+                out.push(Input {
+                    label: format!(
+                        "{name}: {} c{} #{}",
+                        field("server").unwrap_or_default(),
+                        field("connections").unwrap_or_default(),
+                        field("repeat").unwrap_or_default(),
+                    ),
+                    hist,
+                });
+            }
+            if out.is_empty() {
+                return Err(format!("{name}: no run with a latency histogram"));
+            }
+            Ok(out)
+        }
+        Some(other) => Err(format!(
+            "{name}: schema {other:?} is not okring.load/1 or okring.bench/1"
+        )),
+        None => Err(format!(
+            "{name}: JSON without a \"schema\" field (expected okring.load/1 or okring.bench/1)"
+        )),
+    }
+}
+
+/// All histograms added into one. Errors: an input that cannot be added.
+pub fn merge(inputs: &[Input]) -> Result<Histogram<u64>, String> {
+    let mut m = merge_target();
+    for i in inputs {
+        add(&mut m, &i.hist, &i.label)?;
+    }
+    Ok(m)
+}
+
+/// The percentile table: a header, one line per row; columns count,
+/// [`REPORT_PERCENTILES`] and max, values in automatic units ([`fmt_ns`]),
+/// `-` for an empty histogram.
+pub fn table(rows: &[(&str, &Histogram<u64>)]) -> String {
+    let w = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let mut s = format!("{:<w$} {:>10}", "input", "count");
+    for (label, _) in REPORT_PERCENTILES {
+        s += &format!(" {label:>8}");
+    }
+    s += &format!(" {:>8}\n", "max");
+    for (label, h) in rows {
+        s += &format!("{label:<w$} {:>10}", h.len());
+        for (_, q) in REPORT_PERCENTILES {
+            let v = if h.is_empty() {
+                "-".to_string()
+            } else {
+                fmt_ns(h.value_at_quantile(q))
+            };
+            s += &format!(" {v:>8}");
+        }
+        let max = if h.is_empty() {
+            "-".to_string()
+        } else {
+            fmt_ns(h.max())
+        };
+        s += &format!(" {max:>8}\n");
+    }
+    s
+}
+
+/// Run `okring report`: read, merge, print the table to stdout, write
+/// `DIR/merged.hgrm` and the plot. Errors: any input's, or an output that
+/// cannot be written (the message names the path).
+pub fn main(args: &ReportArgs) -> Result<(), String> {
+    let mut inputs = Vec::new();
+    for f in &args.files {
+        inputs.extend(read_input(f)?);
+    }
+    let merged = merge(&inputs)?;
+    let mut rows: Vec<(&str, &Histogram<u64>)> =
+        inputs.iter().map(|i| (i.label.as_str(), &i.hist)).collect();
+    rows.push(("merged", &merged));
+    print!("{}", table(&rows));
+
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create --out {}: {e}", args.out.display()))?;
+    let hgrm = args.out.join("merged.hgrm");
+    let mut buf = Vec::new();
+    write_hgrm(&mut buf, &merged, 5).map_err(|e| format!("formatting merged.hgrm: {e}"))?;
+    std::fs::write(&hgrm, buf).map_err(|e| format!("cannot write {}: {e}", hgrm.display()))?;
+    let plot = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| args.out.join("spectrum.svg"));
+    let series: Vec<(String, &Histogram<u64>)> =
+        rows.iter().map(|(l, h)| (l.to_string(), *h)).collect();
+    crate::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
+    eprintln!(
+        "okring: report: wrote {} and {}",
+        hgrm.display(),
+        plot.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::record_ns;
+
+    #[test]
+    fn table_has_merged_counts_and_dashes() {
+        let mut a = new_histogram();
+        record_ns(&mut a, 1_000, 3);
+        let b = new_histogram();
+        let t = table(&[("a", &a), ("empty", &b)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("input"));
+        assert!(
+            lines[1].contains(" 3 ") && lines[1].contains("1.00µs"),
+            "{t}"
+        );
+        assert!(lines[2].trim_end().ends_with('-'));
+    }
+
+    #[test]
+    fn merge_adds_exactly() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        record_ns(&mut a, 1_000, 10);
+        record_ns(&mut b, 50_000_000, 1);
+        let m = merge(&[
+            Input {
+                label: "a".into(),
+                hist: a.clone(),
+            },
+            Input {
+                label: "b".into(),
+                hist: b,
+            },
+        ])
+        .unwrap();
+        assert_eq!(m.len(), 11);
+        assert_eq!(m.count_at(1_000), 10);
+        assert_eq!(m.max(), m.highest_equivalent(50_000_000));
+    }
+}
