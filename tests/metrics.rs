@@ -1,0 +1,561 @@
+//! Integration tests of `okring serve --metrics/--hlog` and `okring
+//! report`, run against the real binary on 127.0.0.1 with ephemeral ports.
+//!
+//! - `/metrics` scraped during a 2 s `okring load` run (as a child
+//!   process) in the epoll, uring (skipped where io_uring cannot be set up)
+//!   and prefork modes: the exposition parses (promtool and the Python
+//!   prometheus_client parser, each where installed; under `CI=true`
+//!   promtool is required), counters only grow between scrapes, and after
+//!   the load `okring_requests_total` and the histogram's `_count` equal the
+//!   requests the load generator saw answered.
+//! - The server's `--hlog` holds, over all intervals and workers, exactly
+//!   the requests the server counted.
+//! - `okring report a.hlog b.hlog` writes a merged histogram equal to one
+//!   built from both sets of samples.
+//! - The endpoint's 404 and Content-Type.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use okring::stats::{new_histogram, read_hlog, record_ns, write_hgrm, HlogWriter};
+
+const BIN: &str = env!("CARGO_BIN_EXE_okring");
+/// Longest wait for the `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(6);
+/// Longest wait for the workers' snapshots to catch up with the load.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running `okring serve` with its stderr collected.
+struct Server {
+    child: Child,
+    port: u16,
+    metrics: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Start `okring serve --bind 127.0.0.1:0 <args>`; the error is its
+    /// stderr when it exits before listening (e.g. no io_uring here).
+    fn try_start(args: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn okring");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let pipe = child.stderr.take().expect("stderr piped");
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                let mut metrics = String::new();
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(url) = line.split("metrics on http://").nth(1) {
+                        metrics = url.trim_end_matches("/metrics").to_string();
+                    }
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let port = addr.rsplit(':').next().and_then(|p| p.trim().parse().ok());
+                        let _ = tx.send((port, metrics.clone()));
+                    }
+                    let mut s = stderr.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+        }
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok((Some(port), metrics)) => Ok(Server {
+                child,
+                port,
+                metrics,
+                stderr,
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(stderr.lock().unwrap().clone())
+            }
+        }
+    }
+
+    fn start(args: &[&str]) -> Server {
+        Server::try_start(args).unwrap_or_else(|e| panic!("okring {args:?} did not start:\n{e}"))
+    }
+
+    /// `GET /metrics`: (status line, headers, body).
+    fn scrape(&self) -> Exposition {
+        let raw = http_get(&self.metrics, "/metrics");
+        assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+        assert!(
+            head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
+            "{head}"
+        );
+        Exposition::parse(body)
+    }
+
+    /// SIGTERM, wait (bounded), return all of stderr.
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) takes no pointers.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > STOP_TIMEOUT {
+                panic!("no exit after SIGTERM:\n{}", self.stderr.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let text = self.stderr.lock().unwrap().clone();
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request to `addr` (host:port), the whole response as text.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the response");
+    out
+}
+
+/// A parsed exposition: the text and its samples by full name (with
+/// labels), checked for the 0.0.4 structure okring produces.
+struct Exposition {
+    text: String,
+    samples: BTreeMap<String, f64>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Exposition {
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (name, value) = line.rsplit_once(' ').expect("`name value` sample line");
+            let v: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("value of {line:?}"));
+            assert!(
+                samples.insert(name.to_string(), v).is_none(),
+                "{name} twice"
+            );
+        }
+        Exposition {
+            text: text.to_string(),
+            samples,
+        }
+    }
+
+    fn get(&self, name: &str) -> f64 {
+        *self
+            .samples
+            .get(name)
+            .unwrap_or_else(|| panic!("no sample {name} in\n{}", self.text))
+    }
+
+    /// Every counter and histogram series (they must never go down).
+    fn monotone(&self) -> impl Iterator<Item = (&String, &f64)> {
+        self.samples
+            .iter()
+            .filter(|(n, _)| n.contains("_total") || n.contains("service_time_seconds"))
+    }
+}
+
+/// Validate with `promtool check metrics` (required under CI=true,
+/// otherwise skipped with a notice when missing) and with the Python
+/// prometheus_client parser where importable.
+fn validate(text: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut p) => {
+            p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = p.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics rejected the exposition:\n{}{}\n{text}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) if ci => panic!("promtool is required under CI=true: {e}"),
+        Err(_) => eprintln!("note: promtool not installed; skipping its check"),
+    }
+    let py = "import sys\n\
+        from prometheus_client.parser import text_string_to_metric_families as p\n\
+        fams = {f.name: f for f in p(sys.stdin.read())}\n\
+        h = fams['okring_service_time_seconds']\n\
+        assert h.type == 'histogram', h.type\n\
+        assert fams['okring_requests'].type == 'counter'\n\
+        print(len(fams))\n";
+    let Ok(mut p) = Command::new("python3")
+        .args(["-c", py])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("note: python3 not installed; skipping the prometheus_client check");
+        return;
+    };
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("No module named 'prometheus_client'") {
+        eprintln!("note: prometheus_client not importable; skipping its check");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected the exposition: {err}\n{text}"
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("okring-metrics-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run `okring load` for 2 s (no warm-up) against `port` as a child;
+/// returns the child and its JSON path.
+fn start_load(port: u16, dir: &Path) -> (Child, PathBuf) {
+    let json = dir.join("load.json");
+    let child = Command::new(BIN)
+        .args(["load", &format!("http://127.0.0.1:{port}/")])
+        .args(["-c", "4", "-d", "2s", "--warmup", "0s", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn okring load");
+    (child, json)
+}
+
+/// The scenario shared by every mode: scrape during and after a load run,
+/// compare with the load generator's count; then stop the server and
+/// check its `--hlog`.
+fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
+    let before = server.scrape();
+    validate(&before.text);
+    assert_eq!(before.get("okring_requests_total"), 0.0);
+    let (load, json) = start_load(server.port, dir);
+    std::thread::sleep(Duration::from_millis(900));
+    let mid1 = server.scrape();
+    std::thread::sleep(Duration::from_millis(400));
+    let mid2 = server.scrape();
+    validate(&mid2.text);
+    assert!(
+        mid1.get("okring_requests_total") > 0.0,
+        "the snapshot after 0.9 s of load counts requests"
+    );
+    for (name, v) in mid1.monotone() {
+        assert!(
+            mid2.get(name) >= *v,
+            "{name} went down: {v} -> {}",
+            mid2.get(name)
+        );
+    }
+    assert!(mid2.get("okring_connections_active") >= 1.0);
+    let out = load.wait_with_output().expect("okring load");
+    assert!(
+        out.status.success(),
+        "okring load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sent = doc["results"]["requests"]
+        .as_u64()
+        .expect("results.requests");
+    assert!(sent > 0, "the load generator got answers");
+
+    // Snapshots trail the workers by up to a few ticks: wait for them.
+    let t0 = Instant::now();
+    let after = loop {
+        let e = server.scrape();
+        if e.get("okring_requests_total") as u64 == sent || t0.elapsed() > SETTLE_TIMEOUT {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    validate(&after.text);
+    assert_eq!(after.get("okring_requests_total") as u64, sent);
+    assert_eq!(after.get("okring_service_time_seconds_count") as u64, sent);
+    assert_eq!(
+        after.get("okring_service_time_seconds_bucket{le=\"+Inf\"}") as u64,
+        sent
+    );
+    assert_eq!(after.get("okring_responses_200_total") as u64, sent);
+    for (name, v) in mid2.monotone() {
+        assert!(after.get(name) >= *v, "{name} went down");
+    }
+    assert!(after.get("okring_uptime_seconds") > mid2.get("okring_uptime_seconds"));
+
+    let stderr = server.stop();
+    assert!(
+        stderr.contains(&format!(" {sent} requests (")),
+        "the exit summary counts {sent} requests:\n{stderr}"
+    );
+    let ivs = read_hlog(std::fs::File::open(hlog).unwrap()).expect("the server's --hlog");
+    let logged: u64 = ivs.iter().map(|i| i.hist.len()).sum();
+    assert_eq!(logged, sent, "the interval log holds every request");
+    assert!(ivs
+        .iter()
+        .all(|i| i.tag.as_deref().is_some_and(|t| t.starts_with("worker"))));
+    assert!(ivs.iter().any(|i| i.tag.as_deref() == Some("worker1")));
+}
+
+#[test]
+fn epoll_metrics_match_the_load_generator() {
+    let dir = temp_dir("epoll");
+    let hlog = dir.join("server.hlog");
+    let server = Server::start(&[
+        "--mode",
+        "epoll",
+        "--threads",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+        "--hlog",
+        hlog.to_str().unwrap(),
+        "--interval",
+        "500ms",
+    ]);
+    scrape_during_load(server, &dir, &hlog);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn uring_metrics_match_the_load_generator() {
+    let dir = temp_dir("uring");
+    let hlog = dir.join("server.hlog");
+    let server = match Server::try_start(&[
+        "--mode",
+        "uring",
+        "--threads",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+        "--hlog",
+        hlog.to_str().unwrap(),
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("note: skipping the uring case, io_uring is unavailable here:\n{e}");
+            return;
+        }
+    };
+    scrape_during_load(server, &dir, &hlog);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn prefork_metrics_are_merged_across_workers() {
+    let dir = temp_dir("prefork");
+    let hlog = dir.join("server.hlog");
+    let server = Server::start(&[
+        "--mode",
+        "prefork",
+        "--workers",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+        "--hlog",
+        hlog.to_str().unwrap(),
+    ]);
+    scrape_during_load(server, &dir, &hlog);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn prefork_counters_survive_a_worker_restart() {
+    let server = Server::start(&[
+        "--mode",
+        "prefork",
+        "--workers",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let send = |n: usize| {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = "GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(n - 1)
+            + "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), n);
+    };
+    let wait_for = |n: f64| {
+        let t0 = Instant::now();
+        loop {
+            let e = server.scrape();
+            if e.get("okring_requests_total") == n || t0.elapsed() > SETTLE_TIMEOUT {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    send(5);
+    assert_eq!(wait_for(5.0).get("okring_requests_total"), 5.0);
+    // Kill the worker: its counts stay, its replacement adds to them.
+    let worker = {
+        let out = Command::new("pgrep")
+            .args(["-P", &server.child.id().to_string()])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<i32>().ok())
+            .expect("a worker process")
+    };
+    // SAFETY: kill(2) takes no pointers.
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    let t0 = Instant::now();
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .is_ok()
+            {
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if out.starts_with("HTTP/1.1 200 OK") {
+                    break;
+                }
+            }
+        }
+        assert!(t0.elapsed() < SETTLE_TIMEOUT, "no replacement worker");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(3);
+    let e = wait_for(9.0);
+    assert_eq!(e.get("okring_requests_total"), 9.0, "5 + 1 + 3 requests");
+    assert_eq!(e.get("okring_service_time_seconds_count"), 9.0);
+    validate(&e.text);
+}
+
+#[test]
+fn endpoint_answers_only_metrics() {
+    let server = Server::start(&[
+        "--mode",
+        "epoll",
+        "--threads",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let nf = http_get(&server.metrics, "/");
+    assert!(nf.starts_with("HTTP/1.1 404 "), "{nf}");
+    assert!(nf.contains("\r\nConnection: close\r\n"), "{nf}");
+    let ok = http_get(&server.metrics, "/metrics?x=1");
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert!(!server.stderr.lock().unwrap().contains("listening on http"));
+}
+
+#[test]
+fn report_merges_two_hlogs_losslessly() {
+    let dir = temp_dir("report");
+    // Two "machines": different sample sets, several intervals and tags.
+    let mut expected = new_histogram();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut paths = Vec::new();
+    for (m, scale) in [(0, 10_000_u64), (1, 3_000_000)] {
+        let path = dir.join(format!("m{m}.hlog"));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut w = HlogWriter::new(f, SystemTime::now()).unwrap();
+        for i in 0..4_u64 {
+            for tag in ["a", "b"] {
+                let mut h = new_histogram();
+                for _ in 0..500 {
+                    let v = 1 + next() % scale;
+                    record_ns(&mut h, v, 1);
+                    record_ns(&mut expected, v, 1);
+                }
+                let start = Duration::from_secs(i);
+                w.write_interval(Some(tag), start, Duration::from_secs(1), &h)
+                    .unwrap();
+            }
+        }
+        w.flush().unwrap();
+        paths.push(path);
+    }
+    let out_dir = dir.join("out");
+    let out = Command::new(BIN)
+        .arg("report")
+        .args(&paths)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("okring report");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged_row = stdout
+        .lines()
+        .find(|l| l.starts_with("merged"))
+        .unwrap_or_else(|| panic!("no merged row:\n{stdout}"));
+    assert_eq!(
+        merged_row.split_whitespace().nth(1),
+        Some("8000"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        4,
+        "header, two files, merged:\n{stdout}"
+    );
+    let mut want = Vec::new();
+    write_hgrm(&mut want, &expected, 5).unwrap();
+    let got = std::fs::read(out_dir.join("merged.hgrm")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want),
+        "merged.hgrm equals the histogram of all samples"
+    );
+    let svg = std::fs::read_to_string(out_dir.join("spectrum.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("merged"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
