@@ -41,6 +41,7 @@ pub struct ReportArgs {
 }
 
 /// One row of the report: a label and a histogram of ns values.
+#[derive(Debug)]
 pub struct Input {
     /// `FILE` or, for bench results, `FILE: server c<conns> #<repeat>`.
     pub label: String,
@@ -229,6 +230,38 @@ mod tests {
             "{t}"
         );
         assert!(lines[2].trim_end().ends_with('-'));
+    }
+
+    #[test]
+    fn reads_load_and_bench_json() {
+        let mut h = new_histogram();
+        record_ns(&mut h, 2_000, 7);
+        let blob = crate::stats::hist_json(&h);
+        let dir = std::env::temp_dir().join(format!("okring-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = dir.join("load.json");
+        let doc = serde_json::json!({"schema": "okring.load/1", "histograms": {"latency": blob}});
+        std::fs::write(&load, doc.to_string()).unwrap();
+        let rows = read_input(&load).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].hist.count_at(2_000), 7);
+        let bench = dir.join("results.json");
+        let doc = serde_json::json!({"schema": "okring.bench/1", "runs": [
+            {"server": "uring", "connections": 8, "repeat": 0, "histograms": {"latency": blob}},
+            {"server": "epoll", "connections": 8, "repeat": 0, "ok": false},
+            {"server": "epoll", "connections": 8, "repeat": 1, "histograms": {"latency": blob}},
+        ]});
+        std::fs::write(&bench, doc.to_string()).unwrap();
+        let rows = read_input(&bench).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[1].label.ends_with(": epoll c8 #1"),
+            "{}",
+            rows[1].label
+        );
+        std::fs::write(&bench, r#"{"schema": "other/1"}"#).unwrap();
+        assert!(read_input(&bench).unwrap_err().contains("other/1"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -431,17 +431,13 @@ fn prefork_counters_survive_a_worker_restart() {
     send(5);
     assert_eq!(wait_for(5.0).get("okring_requests_total"), 5.0);
     // Kill the worker: its counts stay, its replacement adds to them.
-    let worker = {
-        let out = Command::new("pgrep")
-            .args(["-P", &server.child.id().to_string()])
-            .output()
-            .expect("pgrep");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<i32>().ok())
-            .expect("a worker process")
-    };
+    let master = server.child.id();
+    let worker = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .expect("/proc children list")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<i32>().ok())
+        .expect("a worker process");
     // SAFETY: kill(2) takes no pointers.
     unsafe { libc::kill(worker, libc::SIGKILL) };
     let t0 = Instant::now();
