@@ -118,13 +118,17 @@ impl Live {
     }
 
     /// Worker `id`'s process ended: fold its last snapshot into the slot's
-    /// retired part, so a replacement starting from zero adds to it.
+    /// retired part, so a replacement starting from zero adds to it. The
+    /// kernel closed whatever connections the process still held, so they
+    /// count as closed (`conns_closed` raised to `conns_accepted`).
     pub fn retire(&self, id: usize) {
         let Some(slot) = self.slots.get(id) else {
             return;
         };
         let mut g = lock(slot);
-        let cur = std::mem::take(&mut g.current);
+        let mut cur = std::mem::take(&mut g.current);
+        let c = &mut cur.counters;
+        c.conns_closed = c.conns_closed.max(c.conns_accepted);
         g.retired.merge(&cur);
         g.version += 1;
     }
@@ -479,6 +483,11 @@ mod tests {
         live.publish(1, &stats(1, &[5000]));
         assert_eq!(live.total().counters.requests, 4);
         live.retire(0);
+        // stats(3, ..) accepted 4 and closed none: the process's death closed them.
+        assert_eq!(
+            live.worker_total(0).map(|s| s.counters.conns_closed),
+            Some(4)
+        );
         // The replacement starts from zero; the total must not drop.
         live.publish(0, &stats(1, &[7000]));
         let t = live.total();
