@@ -1,0 +1,811 @@
+//! One load thread: its connections, their request/response state machine,
+//! the schedule (closed or open loop), timeouts, and the per-thread
+//! histograms and counters.
+//!
+//! The I/O mechanism is behind [`Io`], implemented by `uring.rs` (io_uring)
+//! and `epoll.rs` (epoll). Both report results as [`Completion`]s in the
+//! io_uring style (`res` ≥ 0 or `-errno`), so this file holds the logic once.
+//! Every operation here is non-blocking; the only wait is [`Io::poll`].
+//!
+//! Connection life: socket → connect → (recv always armed while connected)
+//! → send batch → responses parsed → next batch … On any error, timeout,
+//! `Connection: close` or EOF the connection is shut down; once every
+//! operation on it has completed its fd is closed and a new connection is
+//! opened in the same slot. A slot's buffers are never reused while an
+//! operation may still write to them.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+
+use hdrhistogram::Histogram;
+
+use super::os::{self, RawAddr};
+use super::parse::{parse_head, BodyLen, Parsed};
+use super::ErrorCounts;
+use crate::stats::{new_histogram, record_ns};
+
+/// Receive buffer per connection, bytes. A response head must fit in it;
+/// bodies stream through it and are counted, not kept.
+pub(crate) const RECV_BUF_LEN: usize = 16 * 1024;
+/// A send that starts more than this after its intended time is a late
+/// send (open loop).
+pub const LATE_SEND_THRESHOLD_NS: u64 = 1_000_000;
+/// Wait before reconnecting after a failed connect, ns (keeps a refused
+/// connection from spinning a core).
+const RECONNECT_BACKOFF_NS: u64 = 10_000_000;
+/// Longest teardown wait for in-flight operations, ns.
+const TEARDOWN_LIMIT_NS: u64 = 1_000_000_000;
+
+/// Operation kinds carried in completions.
+pub(crate) const OP_CONNECT: u8 = 1;
+pub(crate) const OP_SEND: u8 = 2;
+pub(crate) const OP_RECV: u8 = 3;
+/// Completions of bookkeeping operations (cancellations); ignored.
+pub(crate) const OP_OTHER: u8 = 4;
+
+/// The result of one operation on a connection slot: `res` ≥ 0 is the
+/// syscall's return value, `res` < 0 is `-errno`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completion {
+    pub slot: u32,
+    pub op: u8,
+    pub res: i32,
+}
+
+/// An I/O mechanism. Operations are started here and finish later as
+/// [`Completion`]s returned by [`Io::poll`], exactly one per started
+/// operation (`connect`, `send`, `recv`); failures to start are reported as
+/// completions too.
+pub(crate) trait Io {
+    /// Whether sockets must be created nonblocking for this mechanism.
+    fn nonblocking(&self) -> bool;
+    /// Start connecting `fd` to the target.
+    fn connect(&mut self, slot: u32, fd: RawFd);
+    /// Start sending `len` bytes at `buf`, which stays valid until the send's completion.
+    fn send(&mut self, slot: u32, fd: RawFd, buf: *const u8, len: u32);
+    /// Start receiving up to `len` bytes into `buf`, which stays valid and
+    /// untouched until the recv's completion.
+    fn recv(&mut self, slot: u32, fd: RawFd, buf: *mut u8, len: u32);
+    /// Make every operation pending on `fd` complete soon; `connect_pending`
+    /// says whether a connect is among them.
+    fn shutdown(&mut self, slot: u32, fd: RawFd, connect_pending: bool);
+    /// Close `fd`; no operation is pending on it.
+    fn close(&mut self, slot: u32, fd: RawFd);
+    /// Start queued operations, wait up to `timeout_ns` for at least one
+    /// completion, and append every available completion to `out`.
+    fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String>;
+}
+
+/// What every load thread shares (read-only).
+pub(crate) struct Plan {
+    pub addr: SocketAddr,
+    /// One request, exact bytes.
+    pub request: Vec<u8>,
+    pub pipeline: u32,
+    /// Every request asks the server to close (`--close`, `--http1.0`).
+    pub close_each: bool,
+    pub total_connections: usize,
+    /// Open loop: total requests per second.
+    pub rate: Option<f64>,
+    pub warmup_ns: u64,
+    pub duration_ns: u64,
+    pub timeout_ns: u64,
+    pub interval_ns: Option<u64>,
+}
+
+/// The run's shared start: every thread connects, then all start at `t0`.
+pub(crate) struct StartGate {
+    pub connected: Barrier,
+    pub go: Barrier,
+    pub t0_ns: AtomicU64,
+}
+
+/// What one thread hands back. Times are `CLOCK_MONOTONIC` ns.
+pub(crate) struct ThreadOut {
+    pub requests: u64,
+    pub errors: ErrorCounts,
+    pub latency: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub late_sends: u64,
+    pub sends: u64,
+    /// `(start offset from the measured window's start, length, histogram)`, ns.
+    pub intervals: Vec<(u64, u64, Histogram<u64>)>,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub reconnects: u64,
+    pub measure_start_ns: u64,
+    pub finished_ns: u64,
+}
+
+/// Recorders, gated on the measured window.
+struct Stats {
+    open: bool,
+    /// Samples and counts are kept from here on (u64::MAX before the start).
+    measure_start: u64,
+    interval_ns: u64,
+    next_interval: u64,
+    interval_h: Histogram<u64>,
+    out: ThreadOut,
+}
+
+impl Stats {
+    #[inline]
+    fn on(&self, now: u64) -> bool {
+        now >= self.measure_start
+    }
+
+    #[inline]
+    fn rotate(&mut self, now: u64) {
+        while self.interval_ns != 0 && now >= self.next_interval {
+            let start = self.next_interval - self.interval_ns - self.out.measure_start_ns;
+            let h = self.interval_h.clone();
+            self.interval_h.reset();
+            self.out.intervals.push((start, self.interval_ns, h));
+            self.next_interval += self.interval_ns;
+        }
+    }
+
+    /// Record `count` samples for the outstanding batch of `c` at `now`.
+    #[inline]
+    fn sample(&mut self, now: u64, c: &Conn, count: u64) {
+        self.rotate(now);
+        let main = now.saturating_sub(c.intended);
+        record_ns(&mut self.out.latency, main, count);
+        if self.interval_ns != 0 {
+            record_ns(&mut self.interval_h, main, count);
+        }
+        if self.open {
+            record_ns(
+                &mut self.out.uncorrected,
+                now.saturating_sub(c.sent_at),
+                count,
+            );
+        }
+    }
+
+    #[inline]
+    fn response(&mut self, now: u64, c: &Conn) {
+        if !self.on(now) {
+            return;
+        }
+        self.out.requests += 1;
+        if !c.cur_ok {
+            self.out.errors.status += 1;
+        }
+        self.sample(now, c, 1);
+    }
+
+    fn error(&mut self, now: u64, f: impl FnOnce(&mut ErrorCounts)) {
+        if self.on(now) {
+            f(&mut self.out.errors);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Phase {
+    /// Connecting before the shared start; nothing is sent.
+    Setup,
+    /// Warm-up and measured window: requests are sent.
+    Run,
+    /// After the window: no new requests, outstanding ones finish or time out.
+    Drain,
+}
+
+/// One connection slot.
+#[derive(Default)]
+struct Conn {
+    fd: RawFd,
+    global: u64,
+    connecting: bool,
+    closing: bool,
+    /// A batch was started and its end (all responses, send done) not yet handled.
+    busy: bool,
+    /// The server said it will close: wait for EOF, send nothing more.
+    expect_eof: bool,
+    recv_inflight: bool,
+    send_inflight: bool,
+    connect_inflight: bool,
+    outstanding: u32,
+    /// Actual send time of the outstanding batch, ns.
+    sent_at: u64,
+    /// Intended send time of the outstanding batch (= `sent_at` in closed loop), ns.
+    intended: u64,
+    connect_started: u64,
+    retry_at: u64,
+    /// Open loop: the time this idle connection waits for in the heap (0 = none).
+    sched_at: u64,
+    /// Open loop: index of this connection's next request in its schedule.
+    next_k: u64,
+    send_off: u32,
+    send_len: u32,
+    /// Bytes of an unfinished response kept at the start of the buffer.
+    rd_end: u32,
+    in_body: bool,
+    until_eof: bool,
+    body_left: u64,
+    cur_ok: bool,
+    cur_close: bool,
+}
+
+impl Conn {
+    fn reset_stream(&mut self) {
+        self.busy = false;
+        self.expect_eof = false;
+        self.outstanding = 0;
+        self.rd_end = 0;
+        self.in_body = false;
+        self.until_eof = false;
+        self.body_left = 0;
+        self.sched_at = 0;
+    }
+}
+
+/// The state machine of one thread's connections.
+pub(crate) struct Core<'p> {
+    plan: &'p Plan,
+    addr: Box<RawAddr>,
+    conns: Vec<Conn>,
+    bufs: Vec<u8>,
+    /// `pipeline` copies of the request: one batch, sent by every connection.
+    batch: Vec<u8>,
+    phase: Phase,
+    t0: u64,
+    end: u64,
+    drain_deadline: u64,
+    /// Open loop: ns between consecutive requests of the whole run (1e9 / rate).
+    ns_per_request: f64,
+    sched: BinaryHeap<Reverse<(u64, u32)>>,
+    retry: Vec<u32>,
+    scan_step: u64,
+    next_scan: u64,
+    stats: Stats,
+    comps: Vec<Completion>,
+}
+
+impl<'p> Core<'p> {
+    /// Slots `0..connections` are global connections `first_global..`.
+    pub(crate) fn new(plan: &'p Plan, first_global: usize, connections: usize) -> Self {
+        let mut batch = Vec::with_capacity(plan.request.len() * plan.pipeline as usize);
+        for _ in 0..plan.pipeline {
+            batch.extend_from_slice(&plan.request);
+        }
+        let conns = (0..connections)
+            .map(|i| Conn {
+                fd: -1,
+                global: (first_global + i) as u64,
+                ..Conn::default()
+            })
+            .collect();
+        let open = plan.rate.is_some();
+        Core {
+            plan,
+            addr: RawAddr::new(plan.addr),
+            conns,
+            bufs: vec![0u8; connections * RECV_BUF_LEN],
+            batch,
+            phase: Phase::Setup,
+            t0: 0,
+            end: u64::MAX,
+            drain_deadline: u64::MAX,
+            ns_per_request: plan.rate.map_or(0.0, |r| 1e9 / r),
+            sched: BinaryHeap::with_capacity(connections),
+            retry: Vec::with_capacity(connections),
+            scan_step: (plan.timeout_ns / 20).clamp(1_000_000, 100_000_000),
+            next_scan: 0,
+            stats: Stats {
+                open,
+                measure_start: u64::MAX,
+                interval_ns: plan.interval_ns.unwrap_or(0),
+                next_interval: u64::MAX,
+                interval_h: new_histogram(),
+                out: ThreadOut {
+                    requests: 0,
+                    errors: ErrorCounts::default(),
+                    latency: new_histogram(),
+                    uncorrected: new_histogram(),
+                    lag: new_histogram(),
+                    late_sends: 0,
+                    sends: 0,
+                    intervals: Vec::new(),
+                    bytes_read: 0,
+                    bytes_written: 0,
+                    reconnects: 0,
+                    measure_start_ns: 0,
+                    finished_ns: 0,
+                },
+            },
+            comps: Vec::with_capacity(connections * 3 + 16),
+        }
+    }
+
+    /// The whole life of the thread: connect, meet the others at the start
+    /// gate, run, drain, tear down.
+    pub(crate) fn drive<I: Io>(
+        &mut self,
+        io: &mut I,
+        gate: &StartGate,
+    ) -> Result<ThreadOut, String> {
+        let setup_start = os::now_ns();
+        for slot in 0..self.conns.len() as u32 {
+            self.open(io, slot, setup_start);
+        }
+        let setup_deadline = setup_start + self.plan.timeout_ns;
+        let mut result = Ok(());
+        while self.conns.iter().any(|c| c.connecting) {
+            let now = os::now_ns();
+            if now >= setup_deadline {
+                break;
+            }
+            if let Err(e) = self.poll(io, setup_deadline - now) {
+                result = Err(e);
+                break;
+            }
+        }
+        gate.connected.wait();
+        gate.go.wait();
+        result?;
+        self.start(io, gate.t0_ns.load(Ordering::Acquire));
+        self.run_loop(io)?;
+        Ok(self.teardown(io))
+    }
+
+    fn start<I: Io>(&mut self, io: &mut I, t0: u64) {
+        let p = self.plan;
+        self.t0 = t0;
+        let ms = t0 + p.warmup_ns;
+        self.end = ms + p.duration_ns;
+        self.drain_deadline = self.end + p.timeout_ns + 2 * self.scan_step;
+        self.stats.measure_start = ms;
+        self.stats.out.measure_start_ns = ms;
+        if self.stats.interval_ns != 0 {
+            self.stats.next_interval = ms + self.stats.interval_ns;
+        }
+        self.next_scan = t0 + self.scan_step;
+        self.phase = Phase::Run;
+        let now = os::now_ns();
+        for slot in 0..self.conns.len() as u32 {
+            let c = &self.conns[slot as usize];
+            if c.fd >= 0 && !c.connecting && !c.closing {
+                self.ready(io, slot, now);
+            }
+        }
+    }
+
+    fn run_loop<I: Io>(&mut self, io: &mut I) -> Result<(), String> {
+        loop {
+            let now = os::now_ns();
+            self.tick(io, now);
+            if self.phase == Phase::Drain
+                && (now >= self.drain_deadline || !self.conns.iter().any(|c| c.outstanding > 0))
+            {
+                self.stats.rotate(now);
+                self.stats.out.finished_ns = now;
+                return Ok(());
+            }
+            let wake = self.next_wake();
+            self.poll(io, wake.saturating_sub(now))?;
+        }
+    }
+
+    /// Close everything and wait (bounded) until no operation is in flight,
+    /// so no buffer is released while the kernel may still write to it.
+    fn teardown<I: Io>(&mut self, io: &mut I) -> ThreadOut {
+        let now = os::now_ns();
+        self.phase = Phase::Drain;
+        for slot in 0..self.conns.len() as u32 {
+            self.close(io, slot, now, 0);
+        }
+        let deadline = now + TEARDOWN_LIMIT_NS;
+        while self.conns.iter().any(|c| c.fd >= 0) {
+            let now = os::now_ns();
+            if now >= deadline || self.poll(io, deadline - now).is_err() {
+                break;
+            }
+        }
+        let s = &mut self.stats;
+        if s.interval_ns != 0 && s.out.finished_ns > s.next_interval - s.interval_ns {
+            let start = s.next_interval - s.interval_ns;
+            let h = s.interval_h.clone();
+            s.out
+                .intervals
+                .push((start - s.out.measure_start_ns, s.out.finished_ns - start, h));
+        }
+        std::mem::replace(
+            &mut self.stats.out,
+            ThreadOut {
+                requests: 0,
+                errors: ErrorCounts::default(),
+                latency: new_histogram(),
+                uncorrected: new_histogram(),
+                lag: new_histogram(),
+                late_sends: 0,
+                sends: 0,
+                intervals: Vec::new(),
+                bytes_read: 0,
+                bytes_written: 0,
+                reconnects: 0,
+                measure_start_ns: 0,
+                finished_ns: 0,
+            },
+        )
+    }
+
+    fn poll<I: Io>(&mut self, io: &mut I, timeout_ns: u64) -> Result<(), String> {
+        let mut comps = std::mem::take(&mut self.comps);
+        comps.clear();
+        let r = io.poll(timeout_ns, &mut comps);
+        if r.is_ok() {
+            for &c in &comps {
+                match c.op {
+                    OP_RECV => self.on_recv(io, c.slot, c.res),
+                    OP_SEND => self.on_send(io, c.slot, c.res, os::now_ns()),
+                    OP_CONNECT => self.on_connect(io, c.slot, c.res, os::now_ns()),
+                    _ => {}
+                }
+            }
+        }
+        self.comps = comps;
+        r
+    }
+
+    /// Time-driven work: phase change, open-loop sends that are due,
+    /// reconnects, timeout scan, interval rotation.
+    fn tick<I: Io>(&mut self, io: &mut I, now: u64) {
+        if self.phase == Phase::Run && now >= self.end {
+            self.phase = Phase::Drain;
+            self.sched.clear();
+            self.retry.clear();
+        }
+        self.stats.rotate(now);
+        while let Some(&Reverse((t, slot))) = self.sched.peek() {
+            if t > now {
+                break;
+            }
+            self.sched.pop();
+            let c = &mut self.conns[slot as usize];
+            if c.sched_at == t && c.fd >= 0 && !c.closing && !c.busy {
+                c.sched_at = 0;
+                self.send_batch(io, slot, now, t);
+            }
+        }
+        if !self.retry.is_empty() {
+            let mut i = 0;
+            while i < self.retry.len() {
+                let slot = self.retry[i];
+                if self.conns[slot as usize].retry_at <= now {
+                    self.retry.swap_remove(i);
+                    self.open(io, slot, now);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if now >= self.next_scan {
+            self.next_scan = now + self.scan_step;
+            self.scan_timeouts(io, now);
+        }
+    }
+
+    fn next_wake(&self) -> u64 {
+        let mut wake = self.next_scan.min(self.stats.next_interval);
+        match self.phase {
+            Phase::Run => {
+                wake = wake
+                    .min(self.end)
+                    .min(self.stats.measure_start.max(self.t0))
+            }
+            _ => wake = wake.min(self.drain_deadline),
+        }
+        if let Some(&Reverse((t, _))) = self.sched.peek() {
+            wake = wake.min(t);
+        }
+        for &slot in &self.retry {
+            wake = wake.min(self.conns[slot as usize].retry_at);
+        }
+        wake
+    }
+
+    fn scan_timeouts<I: Io>(&mut self, io: &mut I, now: u64) {
+        let limit = self.plan.timeout_ns;
+        for slot in 0..self.conns.len() as u32 {
+            let c = &self.conns[slot as usize];
+            if c.fd < 0 || c.closing {
+                continue;
+            }
+            if c.connecting {
+                if now.saturating_sub(c.connect_started) >= limit {
+                    self.stats.error(now, |e| e.connect += 1);
+                    self.close(io, slot, now, 0);
+                }
+            } else if c.busy && now.saturating_sub(c.sent_at) >= limit {
+                if c.outstanding > 0 && self.stats.on(now) {
+                    // Never dropped: each timed-out request is a sample at its full elapsed time.
+                    let n = c.outstanding as u64;
+                    self.stats.out.errors.timeout += n;
+                    self.stats.sample(now, &self.conns[slot as usize], n);
+                }
+                self.close(io, slot, now, 0);
+            }
+        }
+    }
+
+    fn open<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
+        match os::tcp_socket(self.addr.family(), io.nonblocking()) {
+            Ok(fd) => {
+                let c = &mut self.conns[slot as usize];
+                c.fd = fd;
+                c.connecting = true;
+                c.connect_started = now;
+                c.connect_inflight = true;
+                io.connect(slot, fd);
+            }
+            Err(_) => {
+                self.stats.error(now, |e| e.connect += 1);
+                self.conns[slot as usize].retry_at = now + RECONNECT_BACKOFF_NS;
+                if self.phase != Phase::Drain {
+                    self.retry.push(slot);
+                }
+            }
+        }
+    }
+
+    fn on_connect<I: Io>(&mut self, io: &mut I, slot: u32, res: i32, now: u64) {
+        let c = &mut self.conns[slot as usize];
+        c.connect_inflight = false;
+        if c.closing {
+            return self.try_finish_close(io, slot, now);
+        }
+        if res < 0 {
+            self.stats.error(now, |e| e.connect += 1);
+            return self.close(io, slot, now, RECONNECT_BACKOFF_NS);
+        }
+        c.connecting = false;
+        self.arm_recv(io, slot);
+        self.ready(io, slot, now);
+    }
+
+    /// The connection is idle: start its next batch now or when it is due.
+    fn ready<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
+        if self.phase != Phase::Run {
+            return;
+        }
+        if self.plan.rate.is_none() {
+            return self.send_batch(io, slot, now, now);
+        }
+        let c = &mut self.conns[slot as usize];
+        let n = self.plan.total_connections as f64;
+        let t = self.t0 + ((c.next_k as f64 * n + c.global as f64) * self.ns_per_request) as u64;
+        if t >= self.end {
+            return;
+        }
+        if t <= now {
+            self.send_batch(io, slot, now, t);
+        } else {
+            c.sched_at = t;
+            self.sched.push(Reverse((t, slot)));
+        }
+    }
+
+    fn send_batch<I: Io>(&mut self, io: &mut I, slot: u32, now: u64, intended: u64) {
+        let c = &mut self.conns[slot as usize];
+        c.busy = true;
+        c.outstanding = self.plan.pipeline;
+        c.sent_at = now;
+        c.intended = intended;
+        c.send_off = 0;
+        c.send_len = self.batch.len() as u32;
+        c.send_inflight = true;
+        let s = &mut self.stats;
+        if s.on(now) {
+            s.out.bytes_written += self.batch.len() as u64;
+            if s.open {
+                let lag = now - intended;
+                s.out.sends += 1;
+                record_ns(&mut s.out.lag, lag, 1);
+                if lag > LATE_SEND_THRESHOLD_NS {
+                    s.out.late_sends += 1;
+                }
+            }
+        }
+        if s.open {
+            c.next_k += 1;
+        }
+        io.send(slot, c.fd, self.batch.as_ptr(), c.send_len);
+    }
+
+    fn on_send<I: Io>(&mut self, io: &mut I, slot: u32, res: i32, now: u64) {
+        let c = &mut self.conns[slot as usize];
+        c.send_inflight = false;
+        if c.closing {
+            return self.try_finish_close(io, slot, now);
+        }
+        if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
+            self.stats.error(now, |e| e.write += 1);
+            return self.close(io, slot, now, 0);
+        }
+        c.send_off += res.max(0) as u32;
+        if c.send_off < c.send_len {
+            c.send_inflight = true;
+            let off = c.send_off as usize;
+            // In bounds: send_off < send_len == batch.len().
+            let rest = self.batch[off..].as_ptr();
+            return io.send(slot, c.fd, rest, c.send_len - c.send_off);
+        }
+        self.maybe_ready(io, slot, now);
+    }
+
+    #[inline]
+    fn maybe_ready<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
+        let c = &mut self.conns[slot as usize];
+        if c.busy && c.outstanding == 0 && !c.send_inflight && !c.expect_eof {
+            if self.plan.close_each {
+                // We asked for a close but the server kept the connection:
+                // close it ourselves (the server's close, when it comes, is
+                // waited for instead: expect_eof).
+                return self.close(io, slot, now, 0);
+            }
+            c.busy = false;
+            self.ready(io, slot, now);
+        }
+    }
+
+    fn arm_recv<I: Io>(&mut self, io: &mut I, slot: u32) {
+        let c = &mut self.conns[slot as usize];
+        let base = slot as usize * RECV_BUF_LEN + c.rd_end as usize;
+        let len = (RECV_BUF_LEN - c.rd_end as usize) as u32;
+        c.recv_inflight = true;
+        // In bounds: rd_end < RECV_BUF_LEN (feed() fails a full buffer).
+        let ptr = self.bufs[base..].as_mut_ptr();
+        io.recv(slot, c.fd, ptr, len);
+    }
+
+    fn on_recv<I: Io>(&mut self, io: &mut I, slot: u32, res: i32) {
+        let now = os::now_ns();
+        let c = &mut self.conns[slot as usize];
+        c.recv_inflight = false;
+        if c.closing {
+            return self.try_finish_close(io, slot, now);
+        }
+        if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ENOBUFS {
+            return self.arm_recv(io, slot);
+        }
+        if res <= 0 {
+            if res == 0 && c.until_eof {
+                // A body delimited by the close ends here (RFC 9112 §6.3 item 8).
+                c.until_eof = false;
+                self.stats.response(now, c);
+                c.outstanding = c.outstanding.saturating_sub(1);
+            }
+            if c.outstanding > 0 || c.in_body || c.rd_end > 0 {
+                self.stats.error(now, |e| e.read += 1);
+            }
+            return self.close(io, slot, now, 0);
+        }
+        if self.stats.on(now) {
+            self.stats.out.bytes_read += res as u64;
+        }
+        c.rd_end += res as u32;
+        let base = slot as usize * RECV_BUF_LEN;
+        let buf = &mut self.bufs[base..base + RECV_BUF_LEN];
+        if !feed(c, buf, &mut self.stats, now) {
+            self.stats.error(now, |e| e.parse += 1);
+            return self.close(io, slot, now, 0);
+        }
+        self.arm_recv(io, slot);
+        self.maybe_ready(io, slot, now);
+    }
+
+    /// Shut the connection down; it is closed and replaced once nothing is
+    /// in flight on it.
+    fn close<I: Io>(&mut self, io: &mut I, slot: u32, now: u64, retry_delay_ns: u64) {
+        let c = &mut self.conns[slot as usize];
+        if c.closing || c.fd < 0 {
+            return;
+        }
+        c.closing = true;
+        c.sched_at = 0;
+        c.retry_at = now + retry_delay_ns;
+        io.shutdown(slot, c.fd, c.connect_inflight);
+        self.try_finish_close(io, slot, now);
+    }
+
+    fn try_finish_close<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
+        let c = &mut self.conns[slot as usize];
+        if c.recv_inflight || c.send_inflight || c.connect_inflight {
+            return;
+        }
+        io.close(slot, c.fd);
+        c.fd = -1;
+        c.closing = false;
+        c.connecting = false;
+        c.reset_stream();
+        if self.phase == Phase::Drain {
+            return;
+        }
+        if self.stats.on(now) {
+            self.stats.out.reconnects += 1;
+        }
+        if c.retry_at <= now {
+            self.open(io, slot, now);
+        } else {
+            self.retry.push(slot);
+        }
+    }
+}
+
+/// Parse what `c` has buffered in `buf[..c.rd_end]`: complete every response
+/// it holds, keep an unfinished head at the start of `buf`. False on a
+/// malformed or unsolicited response, or a head larger than the buffer.
+#[inline]
+fn feed(c: &mut Conn, buf: &mut [u8], stats: &mut Stats, now: u64) -> bool {
+    let end = c.rd_end as usize;
+    let mut pos = 0usize;
+    loop {
+        if c.until_eof || c.expect_eof {
+            // Body runs to EOF, or bytes after a `Connection: close` response: skip.
+            pos = end;
+            break;
+        }
+        if c.in_body {
+            let take = ((end - pos) as u64).min(c.body_left);
+            pos += take as usize;
+            c.body_left -= take;
+            if c.body_left > 0 {
+                break;
+            }
+            c.in_body = false;
+            complete(c, stats, now);
+            continue;
+        }
+        if pos == end {
+            break;
+        }
+        match parse_head(&buf[pos..end]) {
+            Parsed::Incomplete => {
+                if pos == 0 && end == buf.len() {
+                    return false;
+                }
+                break;
+            }
+            Parsed::Bad => return false,
+            Parsed::Done(h) => {
+                if c.outstanding == 0 {
+                    return false;
+                }
+                pos += h.len;
+                c.cur_ok = h.status == 200;
+                c.cur_close = h.close;
+                match h.body {
+                    BodyLen::Length(0) => complete(c, stats, now),
+                    BodyLen::Length(n) => {
+                        c.in_body = true;
+                        c.body_left = n;
+                    }
+                    BodyLen::UntilClose => c.until_eof = true,
+                }
+            }
+        }
+    }
+    if pos == end {
+        c.rd_end = 0;
+    } else if pos > 0 {
+        buf.copy_within(pos..end, 0);
+        c.rd_end = (end - pos) as u32;
+    }
+    true
+}
+
+#[inline]
+fn complete(c: &mut Conn, stats: &mut Stats, now: u64) {
+    stats.response(now, c);
+    c.outstanding -= 1;
+    if c.cur_close {
+        c.expect_eof = true;
+    }
+}

@@ -1,0 +1,334 @@
+//! Integration tests of `okring load`: the library entry point
+//! (`okring::load::run`) and the real binary, against a small in-test HTTP
+//! server on 127.0.0.1:0 (std threads, blocking sockets) whose behaviour
+//! each test chooses and whose response count it checks.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use okring::load::{run, Engine, LoadConfig};
+
+const OK_RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nOK";
+const ERR_RESPONSE: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\noops!";
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// 200 to every request.
+    Ok,
+    /// 200 to every request; the response to request number `nth` (counted
+    /// over the whole server from 1) is held back for `delay` first.
+    DelayOnce { nth: u64, delay: Duration },
+    /// 500 to every request (framed by Content-Length).
+    Status500,
+    /// Half a response, then close.
+    CloseMidResponse,
+    /// Reads requests, never answers.
+    Silent,
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    /// Responses written (counted before the write, so a client that got a
+    /// response always finds it counted).
+    served: Arc<AtomicU64>,
+}
+
+fn server(b: Behaviour) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let (s, seen) = (s.clone(), seen.clone());
+            std::thread::spawn(move || serve_conn(stream, b, &s, &seen));
+        }
+    });
+    TestServer { addr, served }
+}
+
+fn serve_conn(mut stream: TcpStream, b: Behaviour, served: &AtomicU64, seen: &AtomicU64) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut out = Vec::new();
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4);
+            let nth = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            match b {
+                Behaviour::Silent => continue,
+                Behaviour::CloseMidResponse => {
+                    let _ = stream.write_all(&OK_RESPONSE[..20]);
+                    return;
+                }
+                Behaviour::DelayOnce { nth: when, delay } if nth == when => {
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.write_all(&out);
+                    out.clear();
+                    std::thread::sleep(delay);
+                    out.extend_from_slice(OK_RESPONSE);
+                    continue;
+                }
+                Behaviour::Status500 => out.extend_from_slice(ERR_RESPONSE),
+                _ => out.extend_from_slice(OK_RESPONSE),
+            }
+            served.fetch_add(1, Ordering::SeqCst);
+        }
+        if !out.is_empty() && stream.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+fn config(addr: SocketAddr, connections: usize, duration_ms: u64) -> LoadConfig {
+    let mut cfg = LoadConfig::new(&format!("http://{addr}/")).unwrap();
+    cfg.connections = connections;
+    cfg.duration = Duration::from_millis(duration_ms);
+    cfg.warmup = Duration::ZERO;
+    cfg
+}
+
+fn closed_loop_counts_exactly(engine: Engine, pipeline: u32) {
+    let srv = server(Behaviour::Ok);
+    let mut cfg = config(srv.addr, 4, 400);
+    cfg.engine = engine;
+    cfg.pipeline = pipeline;
+    cfg.threads = 2;
+    let r = run(&cfg).expect("run");
+    assert!(r.requests > 100, "too few responses: {}", r.requests);
+    assert_eq!(r.requests, srv.served.load(Ordering::SeqCst));
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(r.latency_ns.len(), r.requests);
+    assert_eq!(r.requests % pipeline as u64, 0);
+    assert_eq!(r.bytes_read, r.requests * OK_RESPONSE.len() as u64);
+}
+
+#[test]
+fn closed_loop_counts_every_response_uring() {
+    closed_loop_counts_exactly(Engine::Uring, 1);
+}
+
+#[test]
+fn closed_loop_counts_every_response_epoll() {
+    closed_loop_counts_exactly(Engine::Epoll, 1);
+}
+
+#[test]
+fn closed_loop_pipelined_counts_every_response() {
+    closed_loop_counts_exactly(Engine::Uring, 8);
+    closed_loop_counts_exactly(Engine::Epoll, 8);
+}
+
+#[test]
+fn close_mode_reconnects_per_request() {
+    let srv = server(Behaviour::Ok);
+    let mut cfg = config(srv.addr, 2, 300);
+    cfg.close = true;
+    let r = run(&cfg).expect("run");
+    // The test server ignores `Connection: close` and keeps the connection:
+    // the client closes it itself after each response and reconnects.
+    assert!(r.requests > 10, "{}", r.requests);
+    assert_eq!(r.requests, srv.served.load(Ordering::SeqCst));
+    assert!(
+        r.reconnects + 2 >= r.requests,
+        "{} reconnects",
+        r.reconnects
+    );
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+}
+
+#[test]
+fn open_loop_shows_coordinated_omission() {
+    let srv = server(Behaviour::DelayOnce {
+        nth: 100,
+        delay: Duration::from_secs(1),
+    });
+    let mut cfg = config(srv.addr, 2, 2500);
+    cfg.rate = Some(200.0);
+    let r = run(&cfg).expect("run");
+    let at_least = |h: &hdrhistogram::Histogram<u64>, ns: u64| {
+        h.iter_recorded()
+            .filter(|v| v.value_iterated_to() >= ns)
+            .map(|v| v.count_at_value())
+            .sum::<u64>()
+    };
+    let slow_ns = 100_000_000;
+    let corrected = at_least(&r.latency_ns, slow_ns);
+    let uncorrected = at_least(r.uncorrected_ns.as_ref().unwrap(), slow_ns);
+    // About 100 requests were due on the stalled connection during the 1 s stall.
+    assert!(corrected >= 60, "corrected samples >= 100ms: {corrected}");
+    assert!(
+        uncorrected <= 2,
+        "uncorrected samples >= 100ms: {uncorrected}"
+    );
+    assert!(r.latency_ns.max() >= 1_000_000_000);
+    assert!(r.late_sends >= 60, "late sends {}", r.late_sends);
+    // The schedule is absolute: every due request is sent (500 = 200/s * 2.5 s).
+    assert!((495..=500).contains(&r.sends), "sends {}", r.sends);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+}
+
+#[test]
+fn status_errors_are_counted_and_framed() {
+    let srv = server(Behaviour::Status500);
+    let r = run(&config(srv.addr, 2, 300)).expect("run");
+    assert!(r.requests > 10);
+    assert_eq!(r.errors.status, r.requests);
+    assert_eq!(r.errors.parse + r.errors.read, 0, "{:?}", r.errors);
+    assert_eq!(r.reconnects, 0);
+}
+
+#[test]
+fn close_mid_response_is_a_read_error() {
+    let srv = server(Behaviour::CloseMidResponse);
+    let r = run(&config(srv.addr, 2, 300)).expect("run");
+    assert_eq!(r.requests, 0);
+    assert!(r.errors.read > 10, "{:?}", r.errors);
+    assert!(r.reconnects >= r.errors.read - 2);
+}
+
+#[test]
+fn timeouts_are_counted_and_recorded_at_full_time() {
+    for engine in [Engine::Uring, Engine::Epoll] {
+        let srv = server(Behaviour::Silent);
+        let mut cfg = config(srv.addr, 2, 700);
+        cfg.timeout = Duration::from_millis(200);
+        cfg.engine = engine;
+        let r = run(&cfg).expect("run");
+        assert_eq!(r.requests, 0);
+        // 2 connections, each times out every ~200 ms over 0.7 s plus the drain.
+        assert!(r.errors.timeout >= 6, "{:?}", r.errors);
+        assert_eq!(r.latency_ns.len(), r.errors.timeout);
+        assert!(
+            r.latency_ns.min() >= 200_000_000,
+            "min {}",
+            r.latency_ns.min()
+        );
+        assert!(
+            r.latency_ns.max() < 400_000_000,
+            "max {}",
+            r.latency_ns.max()
+        );
+    }
+}
+
+#[test]
+fn cli_writes_hgrm_hlog_and_json_with_matching_counts() {
+    let srv = server(Behaviour::Ok);
+    let dir = std::env::temp_dir().join(format!("okring-load-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hgrm, hlog, json) = (dir.join("l.hgrm"), dir.join("l.hlog"), dir.join("l.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_okring"))
+        .args([
+            "load",
+            &format!("http://{}/", srv.addr),
+            "-c",
+            "4",
+            "-d",
+            "600ms",
+        ])
+        .args(["--warmup", "100ms", "--interval", "200ms"])
+        .arg("--hgrm")
+        .arg(&hgrm)
+        .arg("--hlog")
+        .arg(&hlog)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Requests/sec:"), "{stdout}");
+
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(doc["schema"], "okring.load/1");
+    let requests = doc["results"]["requests"].as_u64().unwrap();
+    assert!(requests > 100);
+    assert!(
+        stdout.contains(&format!("{requests} requests in")),
+        "{stdout}"
+    );
+    let h = okring::stats::hist_from_json(&doc["histograms"]["latency"]).unwrap();
+    assert_eq!(h.len(), requests);
+
+    let g = okring::stats::read_hgrm(&std::fs::read_to_string(&hgrm).unwrap()).unwrap();
+    assert_eq!(g.total_count, requests);
+
+    let intervals = okring::stats::read_hlog(std::fs::File::open(&hlog).unwrap()).unwrap();
+    assert!(intervals.len() >= 3, "{} intervals", intervals.len());
+    let sum: u64 = intervals.iter().map(|i| i.hist.len()).sum();
+    assert_eq!(sum, requests);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cli_rejects_bad_input_with_one_line() {
+    let srv = server(Behaviour::Ok);
+    let url = format!("http://{}/", srv.addr);
+    let cases: Vec<Vec<String>> = vec![
+        vec!["https://127.0.0.1:1/".into()],
+        vec!["http://example.com/".into()],
+        vec!["ftp://127.0.0.1/".into()],
+        vec!["http://127.0.0.1:99999/".into()],
+        vec![
+            url.clone(),
+            "-c".into(),
+            "1".into(),
+            "-t".into(),
+            "2".into(),
+        ],
+        vec![url.clone(), "--pipeline".into(), "0".into()],
+        vec![
+            url.clone(),
+            "--rate".into(),
+            "100".into(),
+            "--pipeline".into(),
+            "2".into(),
+        ],
+        vec![url.clone(), "--rate=0".into()],
+        vec![
+            url.clone(),
+            "--close".into(),
+            "--pipeline".into(),
+            "4".into(),
+        ],
+        vec![url.clone(), "--duration".into(), "0s".into()],
+        // Nothing listens on port 1 of the loopback address.
+        vec!["http://127.0.0.1:1/".into(), "-d".into(), "100ms".into()],
+    ];
+    for args in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_okring"))
+            .arg("load")
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("okring: error: "), "{args:?}: {err}");
+    }
+    // Values clap rejects still fail with a non-zero status and name the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_okring"))
+        .args(["load", &url, "--duration", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--duration"));
+}
