@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Generate HTTP load against a URL (closed loop, or open loop at a fixed rate).
     Load(crate::load::LoadArgs),
+    /// Compare server modes side by side on pinned CPUs: requests/s, latency,
+    /// server CPU per request, as ratios to epoll; writes a report and plots.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Server architecture (see docs/architecture.md).
@@ -156,7 +159,10 @@ impl ServeArgs {
             ));
         }
         if self.max_conns == 0 || self.max_conns > (1 << 24) {
-            return Err(format!("--max-conns {}: must be between 1 and 16777216", self.max_conns));
+            return Err(format!(
+                "--max-conns {}: must be between 1 and 16777216",
+                self.max_conns
+            ));
         }
         if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
             return Err("--header-timeout and --idle-timeout must be above zero".into());
