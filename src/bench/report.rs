@@ -532,10 +532,7 @@ fn write_merged(dir: &Path, name: &str, h: &Histogram<u64>) -> Result<(), String
 }
 
 /// Summaries of one load generator grouped by connection count (for plots), servers in report order.
-pub fn by_connections<'a>(
-    summary: &'a [Summary],
-    load: LoadGen,
-) -> BTreeMap<usize, Vec<&'a Summary>> {
+pub fn by_connections(summary: &[Summary], load: LoadGen) -> BTreeMap<usize, Vec<&Summary>> {
     let mut m: BTreeMap<usize, Vec<&Summary>> = BTreeMap::new();
     for x in summary.iter().filter(|x| x.load == load) {
         m.entry(x.connections).or_default().push(x);

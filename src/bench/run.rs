@@ -201,6 +201,8 @@ pub fn run_line(rec: &RunRecord) -> String {
 }
 
 type Outcomes = Vec<(LoadGen, Result<RunData, String>)>;
+/// A load generator's data with its measured window's wall-clock edges.
+type Windowed = Result<(RunData, SystemTime, SystemTime), String>;
 
 fn one_server_run(
     cfg: &BenchConfig,
@@ -235,7 +237,7 @@ fn one_server_run(
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let mut results: Vec<(LoadGen, Result<(RunData, SystemTime, SystemTime), String>)> = Vec::new();
+    let mut results: Vec<(LoadGen, Windowed)> = Vec::new();
     let okr = okring_load(cfg, server.addr, conns, id, progress);
     results.push((LoadGen::Okring, okr));
     if let Some(wrk) = &cfg.wrk {
@@ -304,7 +306,7 @@ fn okring_load(
     conns: usize,
     id: &str,
     progress: Option<Arc<dyn Fn(f64) + Send + Sync>>,
-) -> Result<(RunData, SystemTime, SystemTime), String> {
+) -> Windowed {
     let mut lc = LoadConfig::new(&format!("http://{addr}/"))?;
     lc.connections = conns;
     lc.threads = cfg.client_cpus.len().min(conns).max(1);
@@ -347,7 +349,7 @@ fn okring_data(res: &LoadResult, files: Vec<String>) -> RunData {
         elapsed_s,
         requests_per_sec: res.requests_per_sec(),
         errors: res.errors.total(),
-        errors_detail: serde_json::to_value(&res.errors).unwrap_or(serde_json::Value::Null),
+        errors_detail: serde_json::to_value(res.errors).unwrap_or(serde_json::Value::Null),
         server_cpu_s: 0.0,
         server_cpu_us_per_req: 0.0,
         server_cpu_util: 0.0,
