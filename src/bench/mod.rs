@@ -323,6 +323,8 @@ pub fn main(args: &BenchArgs) -> Result<(), String> {
     for n in &cfg.notes {
         eprintln!("okring bench: {n}");
     }
+    // Before pinning: the CPU count must not reflect the client set.
+    let host = report::HostInfo::collect();
     // Everything the harness runs on its own threads (CPU sampler, log
     // readers) inherits the client set; the load threads pin themselves.
     if let Err(e) = crate::sys::pin_current_thread_to(&cfg.client_cpus) {
@@ -332,7 +334,6 @@ pub fn main(args: &BenchArgs) -> Result<(), String> {
         ));
     }
     let records = run::run_all(&cfg)?;
-    let host = report::HostInfo::collect();
     let summary = report::summarize(&cfg, &records);
     let table = report::table_text(&cfg, &summary);
     println!("{table}");
