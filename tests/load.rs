@@ -310,6 +310,7 @@ fn cli_rejects_bad_input_with_one_line() {
             "4".into(),
         ],
         vec![url.clone(), "--duration".into(), "0s".into()],
+        vec![url.clone(), "--cpus".into(), "5-3".into()],
         // Nothing listens on port 1 of the loopback address.
         vec!["http://127.0.0.1:1/".into(), "-d".into(), "100ms".into()],
     ];

@@ -4,6 +4,8 @@
 //! done when the socket is readable. Results are handed to the worker as
 //! io_uring-style completions so both engines share one state machine.
 //!
+//! Waits use epoll_pwait2(2) (Linux 5.11) for a ns timeout where available.
+//!
 //! Owns the epoll fd; sockets belong to the worker (they are removed from
 //! the interest list before the worker closes them).
 
@@ -37,6 +39,9 @@ pub(crate) struct Epoll {
     /// Completions produced synchronously, delivered by the next poll.
     ready: Vec<Completion>,
     events: Vec<libc::epoll_event>,
+    /// epoll_pwait2 is available (cleared on the first ENOSYS).
+    #[cfg_attr(not(target_env = "gnu"), allow(dead_code))]
+    pwait2: bool,
 }
 
 impl Epoll {
@@ -62,6 +67,7 @@ impl Epoll {
             ],
             ready: Vec::with_capacity(connections * 2),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
+            pwait2: true,
         })
     }
 
@@ -105,6 +111,46 @@ impl Epoll {
                 op: OP_SEND,
                 res: r,
             });
+        }
+    }
+}
+
+impl Epoll {
+    /// epoll_pwait2(2) (Linux 5.11, ns timeout) where the C library has it
+    /// and the kernel accepts it; else epoll_wait(2) with the timeout rounded
+    /// up to whole ms (an open-loop send may then start up to 1 ms late).
+    fn wait(&mut self, timeout_ns: u64) -> i32 {
+        #[cfg(target_env = "gnu")]
+        if self.pwait2 {
+            let ts = libc::timespec {
+                tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (timeout_ns % 1_000_000_000) as _,
+            };
+            // SAFETY: `events` holds EVENTS_PER_WAIT entries; `ts` is valid
+            // for the call; a null sigmask leaves the mask unchanged.
+            let n = unsafe {
+                libc::epoll_pwait2(
+                    self.ep,
+                    self.events.as_mut_ptr(),
+                    EVENTS_PER_WAIT as i32,
+                    &ts,
+                    std::ptr::null(),
+                )
+            };
+            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return n;
+            }
+            self.pwait2 = false;
+        }
+        let timeout_ms = timeout_ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32;
+        // SAFETY: `events` is a valid buffer of EVENTS_PER_WAIT entries.
+        unsafe {
+            libc::epoll_wait(
+                self.ep,
+                self.events.as_mut_ptr(),
+                EVENTS_PER_WAIT as i32,
+                timeout_ms,
+            )
         }
     }
 }
@@ -212,21 +258,9 @@ impl Io for Epoll {
     }
 
     fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String> {
-        let timeout_ms = if self.ready.is_empty() {
-            timeout_ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32
-        } else {
-            0
-        };
+        let timeout_ns = if self.ready.is_empty() { timeout_ns } else { 0 };
         out.append(&mut self.ready);
-        // SAFETY: `events` is a valid buffer of EVENTS_PER_WAIT entries.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.ep,
-                self.events.as_mut_ptr(),
-                EVENTS_PER_WAIT as i32,
-                timeout_ms,
-            )
-        };
+        let n = self.wait(timeout_ns);
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {

@@ -112,16 +112,16 @@ pub struct LoadArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Pin load thread i to the (i mod n)-th CPU of this list, e.g. 0,2-3.
-    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
-    pub cpus: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))
 }
 
-/// Parse a CPU list such as `0,2-3,8`.
-fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+/// Parse a CPU list such as `0,2-3,8` (the taskset(1) list format).
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
     let mut cpus = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("{part:?} is not a CPU number or range (write e.g. 0,2-3)");
@@ -400,7 +400,10 @@ impl LoadArgs {
         cfg.http10 = self.http10;
         cfg.close = self.close;
         cfg.engine = self.engine;
-        cfg.cpus = self.cpus.clone().unwrap_or_default();
+        cfg.cpus = match &self.cpus {
+            Some(list) => parse_cpus(list).map_err(|e| format!("--cpus: {e}"))?,
+            None => Vec::new(),
+        };
         cfg.interval = Some(self.interval);
         cfg.validate()?;
         if self.hlog.is_some() && self.interval.is_zero() {

@@ -494,12 +494,10 @@ impl<'p> Core<'p> {
 
     fn next_wake(&self) -> u64 {
         let mut wake = self.next_scan.min(self.stats.next_interval);
+        // Nothing happens at the start of the measured window itself
+        // (recorders gate on the time), so it needs no wake-up.
         match self.phase {
-            Phase::Run => {
-                wake = wake
-                    .min(self.end)
-                    .min(self.stats.measure_start.max(self.t0))
-            }
+            Phase::Run => wake = wake.min(self.end),
             _ => wake = wake.min(self.drain_deadline),
         }
         if let Some(&Reverse((t, _))) = self.sched.peek() {
