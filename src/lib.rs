@@ -9,8 +9,10 @@
 //!   for everything that is not io_uring).
 //! - [`server`]: the serving modes, one file each, behind one entry point.
 //! - [`load`]: the load generator (`okring load`).
+//! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`cli`]: argument parsing into validated configuration.
 
+pub mod bench;
 pub mod cli;
 pub mod http;
 pub mod load;
