@@ -117,13 +117,24 @@ pub fn spectrum_svg(
     let root = SVGBackend::new(path, PLOT_SIZE_PX).into_drawing_area();
     root.fill(&WHITE).map_err(&e)?;
     let all: Vec<Vec<(f64, f64)>> = series.iter().map(|(_, h)| spectrum_points(h)).collect();
+    // Latency on a log axis: modes that differ by 1000× (sequential against
+    // uring) stay readable on one chart.
     let y_max = all
         .iter()
         .flatten()
         .map(|p| p.1)
         .fold(0.0f64, f64::max)
         .max(0.001)
-        * 1.05;
+        * 1.5;
+    let y_min = all
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .filter(|&v| v > 0.0)
+        .fold(f64::INFINITY, f64::min)
+        .min(y_max / 10.0)
+        .max(1e-6)
+        / 1.5;
     let x_max = all
         .iter()
         .flatten()
@@ -144,13 +155,14 @@ pub fn spectrum_svg(
                 hi: x_max,
                 keys,
             },
-            0f64..y_max,
+            (y_min..y_max).log_scale(),
         )
         .map_err(&e)?;
     chart
         .configure_mesh()
         .x_desc("percentile")
-        .y_desc("latency (ms)")
+        .y_desc("latency (ms, log scale)")
+        .y_label_formatter(&|y| format!("{y:.3}"))
         .x_label_formatter(&|x| percentile_label(*x))
         .draw()
         .map_err(&e)?;
