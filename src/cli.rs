@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Generate HTTP load against a URL (closed loop, or open loop at a fixed rate).
     Load(crate::load::LoadArgs),
+    /// Compare server modes side by side on pinned CPUs: requests/s, latency,
+    /// server CPU per request, as ratios to epoll; writes a report and plots.
+    Bench(crate::bench::BenchArgs),
     /// Merge latency histograms from .hlog files and okring JSON results
     /// (several load machines, several runs) and print percentiles.
     Report(crate::report::ReportArgs),

@@ -9,14 +9,14 @@
 //!   for everything that is not io_uring).
 //! - [`server`]: the serving modes, one file each, behind one entry point.
 //! - [`load`]: the load generator (`okring load`).
+//! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`report`]: `okring report`, merging histograms of several runs.
-//! - [`plot`]: SVG plots (the latency percentile spectrum).
 //! - [`cli`]: argument parsing into validated configuration.
 
+pub mod bench;
 pub mod cli;
 pub mod http;
 pub mod load;
-pub mod plot;
 pub mod report;
 pub mod server;
 pub mod stats;

@@ -9,6 +9,7 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(|cfg| okring::server::serve(&cfg)),
         Command::Load(args) => okring::load::main(&args),
+        Command::Bench(args) => okring::bench::main(&args),
         Command::Report(args) => okring::report::main(&args),
     };
     if let Err(msg) = result {

@@ -1,0 +1,553 @@
+//! The bench's outputs other than plots: the summary table (stdout and
+//! report.md), results.json (schema `okring.bench/1`) and one merged
+//! `.hgrm` per (server, connections) across repeats.
+//!
+//! Figures: requests/s and server CPU per request are the median over
+//! repeats; ratios are the median of per-repeat ratios to the baseline
+//! server (epoll when it ran, else the first server) measured in the same
+//! repeat; latency percentiles come from the histograms of all repeats
+//! merged (percentiles are never averaged). It does not measure anything.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use super::cpu::format_cpu_list;
+use super::run::{LoadGen, RunRecord};
+use super::BenchConfig;
+use crate::stats::{fmt_ns, hist_json, new_histogram, write_hgrm, HgrmSummary};
+
+/// Schema name of results.json.
+pub const RESULTS_SCHEMA: &str = "okring.bench/1";
+
+/// What the machine was.
+#[derive(Clone, Debug, Default)]
+pub struct HostInfo {
+    /// `uname -r`.
+    pub kernel: String,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// CPUs online (`available_parallelism`).
+    pub cpus: usize,
+    /// `rustc --version`, when rustc is on PATH.
+    pub rustc: Option<String>,
+    /// okring's version (Cargo package version).
+    pub okring_version: String,
+}
+
+impl HostInfo {
+    /// Read uname(2), /proc/cpuinfo and `rustc --version`.
+    pub fn collect() -> HostInfo {
+        let kernel = uname_release();
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let rustc = std::process::Command::new("rustc")
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        HostInfo {
+            kernel,
+            cpu_model,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            rustc,
+            okring_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+fn uname_release() -> String {
+    // SAFETY: utsname is plain data; zeroed is a valid value for uname to fill.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "unknown".into();
+    }
+    let rel: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&rel).into_owned()
+}
+
+/// The figures of one (server, connections, load generator) group.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub server: String,
+    pub connections: usize,
+    pub load: LoadGen,
+    /// Successful runs in the group.
+    pub runs: usize,
+    /// Median requests/s over repeats.
+    pub requests_per_sec: f64,
+    /// Median server CPU µs per request over repeats.
+    pub cpu_us_per_req: f64,
+    /// Median server CPU use (1.0 = one CPU).
+    pub cpu_util: f64,
+    /// Median of per-repeat (requests/s ÷ baseline's); `None` without a baseline run.
+    pub rps_ratio: Option<f64>,
+    /// Median of per-repeat (CPU/request ÷ baseline's).
+    pub cpu_ratio: Option<f64>,
+    /// okring load: every repeat's latency merged, ns.
+    pub latency: Option<Histogram<u64>>,
+    /// wrk: median over repeats of each printed percentile, (percentile, ns).
+    pub peer_percentiles_ns: Vec<(f64, u64)>,
+    /// Sum of errors over repeats.
+    pub errors: u64,
+}
+
+/// Median of `v` (mean of the middle two for even lengths); `None` when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The baseline server label: `epoll` when it ran, else the first server.
+pub fn baseline(cfg: &BenchConfig) -> String {
+    if cfg.servers.iter().any(|s| s.label == "epoll") {
+        "epoll".into()
+    } else {
+        cfg.servers
+            .first()
+            .map(|s| s.label.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Group the records and compute the figures, in `cfg` order (connections,
+/// then servers as listed, okring load before wrk).
+pub fn summarize(cfg: &BenchConfig, records: &[RunRecord]) -> Vec<Summary> {
+    let base = baseline(cfg);
+    let find = |server: &str, conns: usize, load: LoadGen, rep: usize| {
+        records.iter().find(|r| {
+            r.server == server && r.connections == conns && r.load == load && r.repeat == rep
+        })
+    };
+    let mut out = Vec::new();
+    let loads: &[LoadGen] = if cfg.wrk.is_some() {
+        &[LoadGen::Okring, LoadGen::Wrk]
+    } else {
+        &[LoadGen::Okring]
+    };
+    for &conns in &cfg.connections {
+        for &load in loads {
+            for spec in &cfg.servers {
+                let group: Vec<&RunRecord> = records
+                    .iter()
+                    .filter(|r| r.server == spec.label && r.connections == conns && r.load == load)
+                    .collect();
+                let ok: Vec<(&RunRecord, &super::run::RunData)> = group
+                    .iter()
+                    .filter_map(|r| r.outcome.as_ref().ok().map(|d| (*r, d)))
+                    .collect();
+                let mut latency: Option<Histogram<u64>> = None;
+                for (_, d) in &ok {
+                    if let Some(h) = &d.latency {
+                        let m = latency.get_or_insert_with(new_histogram);
+                        // Cannot fail: every okring histogram has the same bounds.
+                        let _ = m.add(h);
+                    }
+                }
+                let mut rps_ratios = Vec::new();
+                let mut cpu_ratios = Vec::new();
+                for (r, d) in &ok {
+                    if let Some(Ok(b)) = find(&base, conns, load, r.repeat).map(|b| &b.outcome) {
+                        if b.requests_per_sec > 0.0 {
+                            rps_ratios.push(d.requests_per_sec / b.requests_per_sec);
+                        }
+                        if b.server_cpu_us_per_req > 0.0 {
+                            cpu_ratios.push(d.server_cpu_us_per_req / b.server_cpu_us_per_req);
+                        }
+                    }
+                }
+                let mut peer = Vec::new();
+                if let Some((_, first)) = ok.first() {
+                    for (i, (p, _)) in first.peer_percentiles_ns.iter().enumerate() {
+                        let vals: Vec<f64> = ok
+                            .iter()
+                            .filter_map(|(_, d)| d.peer_percentiles_ns.get(i).map(|x| x.1 as f64))
+                            .collect();
+                        peer.push((*p, median(&vals).unwrap_or(0.0) as u64));
+                    }
+                }
+                let col = |f: fn(&super::run::RunData) -> f64| {
+                    median(&ok.iter().map(|(_, d)| f(d)).collect::<Vec<_>>()).unwrap_or(0.0)
+                };
+                out.push(Summary {
+                    server: spec.label.clone(),
+                    connections: conns,
+                    load,
+                    runs: ok.len(),
+                    requests_per_sec: col(|d| d.requests_per_sec),
+                    cpu_us_per_req: col(|d| d.server_cpu_us_per_req),
+                    cpu_util: col(|d| d.server_cpu_util),
+                    rps_ratio: median(&rps_ratios),
+                    cpu_ratio: median(&cpu_ratios),
+                    latency,
+                    peer_percentiles_ns: peer,
+                    errors: ok.iter().map(|(_, d)| d.errors).sum(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// How the client latency was measured, for labels.
+pub fn loop_label(cfg: &BenchConfig) -> String {
+    match cfg.rate {
+        Some(r) => format!(
+            "open loop at {r} req/s: latency from each request's intended send time (corrected for coordinated omission)"
+        ),
+        None if cfg.pipeline > 1 => format!(
+            "closed loop, {} requests pipelined per write: latency from each batch's send (not corrected for coordinated omission)",
+            cfg.pipeline
+        ),
+        None => "closed loop: latency from each request's send (not corrected for coordinated omission)".into(),
+    }
+}
+
+/// The summary table as Markdown (also what stdout shows).
+pub fn table_text(cfg: &BenchConfig, summary: &[Summary]) -> String {
+    let base = baseline(cfg);
+    let mut s = String::new();
+    let _ = writeln!(s, "Client latency: {}.", loop_label(cfg));
+    let _ = writeln!(
+        s,
+        "Medians over {} repeat(s); latency from all repeats' histograms merged; ratios are medians of per-repeat ratios to {base}.\n",
+        cfg.repeat
+    );
+    let _ = writeln!(
+        s,
+        "| server | conns | load | req/s | p50 | p99 | p99.9 | max | server CPU µs/req | server CPU | req/s ÷ {base} | CPU/req ÷ {base} | errors |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let ratio = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}"));
+    for x in summary {
+        if x.runs == 0 {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | failed | | | | | | | | | |",
+                x.server,
+                x.connections,
+                x.load.name()
+            );
+            continue;
+        }
+        let (p50, p99, p999, max) = match &x.latency {
+            Some(h) if !h.is_empty() => (
+                fmt_ns(h.value_at_quantile(0.5)),
+                fmt_ns(h.value_at_quantile(0.99)),
+                fmt_ns(h.value_at_quantile(0.999)),
+                fmt_ns(h.max()),
+            ),
+            _ => {
+                let p = |q: f64| {
+                    x.peer_percentiles_ns
+                        .iter()
+                        .find(|p| p.0 == q)
+                        .map_or("–".to_string(), |p| fmt_ns(p.1))
+                };
+                (p(50.0), p(99.0), "–".into(), "–".into())
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {p50} | {p99} | {p999} | {max} | {:.2} | {:.0}% | {} | {} | {} |",
+            x.server,
+            x.connections,
+            x.load.name(),
+            x.requests_per_sec,
+            x.cpu_us_per_req,
+            x.cpu_util * 100.0,
+            ratio(x.rps_ratio),
+            ratio(x.cpu_ratio),
+            x.errors
+        );
+    }
+    s
+}
+
+fn hgrm_json(h: &HgrmSummary) -> Value {
+    let at = |q: f64| {
+        h.rows
+            .iter()
+            .find(|r| r.percentile >= q)
+            .map(|r| r.value_ms)
+    };
+    json!({
+        "unit": "ms",
+        "count": h.total_count,
+        "max_ms": h.max_ms,
+        "mean_ms": h.mean_ms,
+        "p50_ms": at(0.5),
+        "p99_ms": at(0.99),
+        "p99.9_ms": at(0.999),
+    })
+}
+
+/// results.json: schema [`RESULTS_SCHEMA`].
+pub fn results_json(
+    cfg: &BenchConfig,
+    host: &HostInfo,
+    command: &[String],
+    records: &[RunRecord],
+    summary: &[Summary],
+) -> Value {
+    let runs: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut v = json!({
+                "id": r.id,
+                "repeat": r.repeat,
+                "order": r.order,
+                "server": r.server,
+                "connections": r.connections,
+                "load": r.load.name(),
+                "ok": r.outcome.is_ok(),
+            });
+            match &r.outcome {
+                Ok(d) => {
+                    let mut hists = serde_json::Map::new();
+                    if let Some(h) = &d.latency {
+                        hists.insert("latency".into(), hist_json(h));
+                    }
+                    if let Some(h) = &d.uncorrected {
+                        hists.insert("uncorrected".into(), hist_json(h));
+                    }
+                    if let Some(h) = &d.schedule_lag {
+                        hists.insert("schedule_lag".into(), hist_json(h));
+                    }
+                    v["results"] = json!({
+                        "requests": d.requests,
+                        "elapsed_s": d.elapsed_s,
+                        "requests_per_sec": d.requests_per_sec,
+                        "errors": d.errors,
+                        "errors_detail": d.errors_detail,
+                        "server_cpu_s": d.server_cpu_s,
+                        "server_cpu_us_per_req": d.server_cpu_us_per_req,
+                        "server_cpu_util": d.server_cpu_util,
+                        "peer_percentiles_ns": d.peer_percentiles_ns,
+                        "warnings": d.warnings,
+                    });
+                    v["histograms"] = Value::Object(hists);
+                    v["server_service_time"] =
+                        d.server_hist.as_ref().map_or(Value::Null, hgrm_json);
+                    v["files"] = json!(d.files);
+                }
+                Err(e) => v["error"] = json!(e),
+            }
+            v
+        })
+        .collect();
+    let sums: Vec<Value> = summary
+        .iter()
+        .map(|x| {
+            json!({
+                "server": x.server,
+                "connections": x.connections,
+                "load": x.load.name(),
+                "runs": x.runs,
+                "requests_per_sec_median": x.requests_per_sec,
+                "server_cpu_us_per_req_median": x.cpu_us_per_req,
+                "server_cpu_util_median": x.cpu_util,
+                "requests_per_sec_ratio": x.rps_ratio,
+                "server_cpu_per_req_ratio": x.cpu_ratio,
+                "errors": x.errors,
+                "latency_merged": x.latency.as_ref().map(hist_json),
+                "peer_percentiles_ns": x.peer_percentiles_ns,
+            })
+        })
+        .collect();
+    json!({
+        "schema": RESULTS_SCHEMA,
+        "okring_version": host.okring_version,
+        "command": command,
+        "written": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "host": {
+            "kernel": host.kernel,
+            "cpu_model": host.cpu_model,
+            "cpus": host.cpus,
+            "rustc": host.rustc,
+        },
+        "config": {
+            "servers": cfg.servers.iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
+            "connections": cfg.connections,
+            "duration_s": cfg.duration.as_secs_f64(),
+            "warmup_s": cfg.warmup.as_secs_f64(),
+            "rate": cfg.rate,
+            "pipeline": cfg.pipeline,
+            "repeat": cfg.repeat,
+            "server_cpus": cfg.server_cpus,
+            "client_cpus": cfg.client_cpus,
+            "wrk": cfg.wrk.is_some(),
+            "baseline": baseline(cfg),
+            "latency": loop_label(cfg),
+            "notes": cfg.notes,
+        },
+        "runs": runs,
+        "summary": sums,
+    })
+}
+
+/// report.md: command, host, pinning, the table, failures and file list.
+pub fn report_md(
+    cfg: &BenchConfig,
+    host: &HostInfo,
+    command: &[String],
+    records: &[RunRecord],
+    summary: &[Summary],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# okring bench\n");
+    let _ = writeln!(s, "- command: `{}`", command.join(" "));
+    let _ = writeln!(s, "- okring: {}", host.okring_version);
+    let _ = writeln!(s, "- kernel: {}", host.kernel);
+    let _ = writeln!(s, "- CPU: {} ({} online)", host.cpu_model, host.cpus);
+    let _ = writeln!(
+        s,
+        "- rustc: {}",
+        host.rustc.as_deref().unwrap_or("not on PATH")
+    );
+    let _ = writeln!(
+        s,
+        "- pinning: server on CPU {}, load generator on CPU {} (sched_setaffinity)",
+        format_cpu_list(&cfg.server_cpus),
+        format_cpu_list(&cfg.client_cpus)
+    );
+    let _ = writeln!(
+        s,
+        "- each run: {} warm-up (not measured), {} measured, repeat {} (order alternates)",
+        humantime::format_duration(cfg.warmup),
+        humantime::format_duration(cfg.duration),
+        cfg.repeat
+    );
+    if cfg.wrk.is_some() {
+        let _ = writeln!(
+            s,
+            "- wrk drove each server for a further {} after okring's window",
+            humantime::format_duration(cfg.duration)
+        );
+    }
+    for n in &cfg.notes {
+        let _ = writeln!(s, "- note: {n}");
+    }
+    let _ = writeln!(s, "\n## Results\n");
+    s.push_str(&table_text(cfg, summary));
+    let _ = writeln!(
+        s,
+        "\nServer CPU is user + system time of the server's whole process tree from /proc, \
+         over the measured window only; µs/req divides it by the requests the load generator counted."
+    );
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.is_err()).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "\n## Failed runs\n");
+        for r in failed {
+            let _ = writeln!(
+                s,
+                "- {}: {}",
+                r.id,
+                r.outcome.as_ref().err().map_or("", |e| e.as_str())
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## Files\n");
+    let _ = writeln!(s, "- results.json: every run with its configuration, figures and histograms (V2+DEFLATE base64)");
+    let _ = writeln!(
+        s,
+        "- `<server>-c<conns>.hgrm`: client latency of all repeats merged (plotFiles.html)"
+    );
+    let _ = writeln!(s, "- `r<N>-<server>-c<conns>.hgrm` / `.hlog`: one run's client latency / per-second interval log");
+    let _ = writeln!(
+        s,
+        "- `r<N>-<server>-c<conns>.server.hgrm`: the server's service time (not client latency)"
+    );
+    let _ = writeln!(
+        s,
+        "- latency-c<conns>.svg, requests-per-sec.svg, cpu-per-request.svg: plots"
+    );
+    s
+}
+
+/// Write report.md, results.json and the merged `.hgrm` files into `cfg.out`.
+pub fn write_all(
+    cfg: &BenchConfig,
+    host: &HostInfo,
+    command: &[String],
+    records: &[RunRecord],
+    summary: &[Summary],
+) -> Result<(), String> {
+    let write = |name: &str, data: &[u8]| {
+        let p = cfg.out.join(name);
+        std::fs::write(&p, data).map_err(|e| format!("cannot write {}: {e}", p.display()))
+    };
+    write(
+        "report.md",
+        report_md(cfg, host, command, records, summary).as_bytes(),
+    )?;
+    let j = results_json(cfg, host, command, records, summary);
+    let text = serde_json::to_string_pretty(&j).map_err(|e| format!("results.json: {e}"))?;
+    write("results.json", text.as_bytes())?;
+    for x in summary {
+        if let Some(h) = &x.latency {
+            write_merged(
+                &cfg.out,
+                &format!("{}-c{}.hgrm", x.server, x.connections),
+                h,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_merged(dir: &Path, name: &str, h: &Histogram<u64>) -> Result<(), String> {
+    let mut buf = Vec::new();
+    write_hgrm(&mut buf, h, 5).map_err(|e| format!("{name}: {e}"))?;
+    std::fs::write(dir.join(name), buf).map_err(|e| format!("cannot write {name}: {e}"))
+}
+
+/// Summaries of one load generator grouped by connection count (for plots), servers in report order.
+pub fn by_connections(summary: &[Summary], load: LoadGen) -> BTreeMap<usize, Vec<&Summary>> {
+    let mut m: BTreeMap<usize, Vec<&Summary>> = BTreeMap::new();
+    for x in summary.iter().filter(|x| x.load == load) {
+        m.entry(x.connections).or_default().push(x);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}

@@ -1,0 +1,144 @@
+//! `okring bench` end to end: the real binary runs a short side-by-side
+//! bench of two modes and the outputs are read back (results.json with its
+//! histogram blobs, .hgrm files, SVG plots); bad arguments fail in one line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use okring::stats::{hist_from_json, read_hgrm};
+
+fn okring() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_okring"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("okring-bench-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn quick_bench_writes_every_output() {
+    let out = tmpdir("quick");
+    let res = okring()
+        .args([
+            "bench",
+            "--quick",
+            "--modes",
+            "uring,epoll",
+            "--duration",
+            "1s",
+            "--warmup",
+            "500ms",
+        ])
+        .args(["--connections", "16"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    if !res.status.success() && stderr.contains("io_uring") {
+        // A kernel or sandbox without io_uring: the uring server cannot start.
+        // The harness must say so, and still measure epoll.
+        assert!(stderr.contains("1 of 2 runs failed"), "{stderr}");
+        return;
+    }
+    assert!(res.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("| uring | 16 | okring |"), "{stdout}");
+    assert!(stdout.contains("| epoll | 16 | okring |"), "{stdout}");
+
+    let report = read(&out, "report.md");
+    assert!(
+        report.contains("kernel:") && report.contains("pinning:"),
+        "{report}"
+    );
+
+    let j: serde_json::Value = serde_json::from_str(&read(&out, "results.json")).unwrap();
+    assert_eq!(j["schema"], "okring.bench/1");
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for mode in ["uring", "epoll"] {
+        let run = runs
+            .iter()
+            .find(|r| r["server"] == mode)
+            .unwrap_or_else(|| panic!("no {mode} run"));
+        assert_eq!(run["ok"], true, "{run}");
+        let requests = run["results"]["requests"].as_u64().unwrap();
+        assert!(requests > 0, "{run}");
+        assert!(
+            run["results"]["server_cpu_us_per_req"].as_f64().unwrap() > 0.0,
+            "{run}"
+        );
+        let h = hist_from_json(&run["histograms"]["latency"]).unwrap();
+        let timeouts = run["results"]["errors_detail"]["timeout"]
+            .as_u64()
+            .unwrap_or(0);
+        assert_eq!(
+            h.len(),
+            requests + timeouts,
+            "{mode}: histogram count vs requests"
+        );
+
+        let id = run["id"].as_str().unwrap();
+        let client = read_hgrm(&read(&out, &format!("{id}.hgrm"))).unwrap();
+        assert_eq!(client.total_count, h.len());
+        let server = read_hgrm(&read(&out, &format!("{id}.server.hgrm"))).unwrap();
+        assert!(server.total_count > 0, "{mode}: empty server histogram");
+    }
+
+    let spectrum = read(&out, "latency-c16.svg");
+    assert!(spectrum.contains("<svg"));
+    // Series lines are 2 px wide; axis ticks and mesh are 1 px.
+    let wide = spectrum
+        .split("<polyline")
+        .filter(|p| p.contains("stroke-width=\"2\""))
+        .count();
+    assert!(wide >= 2, "one line per mode expected:\n{spectrum}");
+    assert!(
+        spectrum.contains(">\nuring\n<") && spectrum.contains(">\nepoll\n<"),
+        "legend"
+    );
+    assert!(spectrum.contains("99.9%"), "percentile labels");
+    for plot in ["requests-per-sec.svg", "cpu-per-request.svg"] {
+        let svg = read(&out, plot);
+        assert!(
+            svg.contains("<svg") && svg.contains("uring") && svg.contains("epoll"),
+            "{plot}"
+        );
+        assert!(
+            svg.matches("<rect").count() >= 3,
+            "{plot}: background + one bar per mode"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn unknown_mode_is_a_one_line_error() {
+    let out = tmpdir("bad");
+    let res = okring()
+        .args(["bench", "--modes", "nosuch", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown mode \"nosuch\""), "{stderr}");
+    assert!(!out.exists(), "nothing is written for bad arguments");
+}
+
+#[test]
+fn bad_cpu_list_is_rejected() {
+    let res = okring()
+        .args(["bench", "--server-cpus", "3-1"])
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("ends below its start"));
+}
