@@ -56,11 +56,17 @@ struct Outcome {
 }
 
 fn open(statuses: &[u16]) -> Outcome {
-    Outcome { statuses: statuses.to_vec(), end: End::Open }
+    Outcome {
+        statuses: statuses.to_vec(),
+        end: End::Open,
+    }
 }
 
 fn eof(statuses: &[u16]) -> Outcome {
-    Outcome { statuses: statuses.to_vec(), end: End::Eof }
+    Outcome {
+        statuses: statuses.to_vec(),
+        end: End::Eof,
+    }
 }
 
 /// Which split points (a first write of `bytes[..k]`, then the rest) to try.
@@ -306,10 +312,20 @@ fn attempt(addr: SocketAddr, v: &Arc<Vector>, writes: Vec<Range<usize>>, how: &s
 fn read_outcome(c: &mut Client, v: &Vector, ctx: &str) -> End {
     let mut got: Vec<u16> = Vec::new();
     loop {
-        let alive: Vec<&Outcome> =
-            v.outcomes.iter().filter(|o| o.statuses.starts_with(&got)).collect();
-        assert!(!alive.is_empty(), "{ctx}: got statuses {got:?}, want one of {:?}", v.outcomes);
-        if alive.iter().any(|o| o.end == End::Open && o.statuses == got) {
+        let alive: Vec<&Outcome> = v
+            .outcomes
+            .iter()
+            .filter(|o| o.statuses.starts_with(&got))
+            .collect();
+        assert!(
+            !alive.is_empty(),
+            "{ctx}: got statuses {got:?}, want one of {:?}",
+            v.outcomes
+        );
+        if alive
+            .iter()
+            .any(|o| o.end == End::Open && o.statuses == got)
+        {
             return End::Open;
         }
         match read_response(&mut c.r, v.head) {
@@ -325,14 +341,21 @@ fn read_outcome(c: &mut Client, v: &Vector, ctx: &str) -> End {
                 if got.is_empty() {
                     if let Some((name, value)) = v.first_header {
                         let have = r.header(name).unwrap_or("");
-                        assert!(have.eq_ignore_ascii_case(value), "{ctx}: want {name}: {value}: {r:?}");
+                        assert!(
+                            have.eq_ignore_ascii_case(value),
+                            "{ctx}: want {name}: {value}: {r:?}"
+                        );
                     }
                 }
                 if r.status == 200 {
                     assert_fixed_ok(&r, b"OK", v.head);
                 } else {
                     assert_common_headers(&r);
-                    assert_eq!(r.header("Connection"), Some("close"), "{ctx}: error response {r:?}");
+                    assert_eq!(
+                        r.header("Connection"),
+                        Some("close"),
+                        "{ctx}: error response {r:?}"
+                    );
                 }
                 got.push(r.status);
             }
@@ -386,7 +409,11 @@ fn run_vector(mode: &Mode, id: &str) {
         assert!(grown < 8 << 20, "server RSS grew by {grown} bytes over V21");
     }
     let (status, stderr) = server.stop();
-    assert!(status.success(), "{}: exit {status}; stderr:\n{stderr}", mode.name);
+    assert!(
+        status.success(),
+        "{}: exit {status}; stderr:\n{stderr}",
+        mode.name
+    );
 }
 
 macro_rules! vector_tests {
@@ -426,7 +453,10 @@ fn assert_header_timeouts(server: Server, n: u64) {
     let (status, stderr) = server.stop();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     let got = counter(&stderr, "timeouts_header").unwrap_or(0);
-    assert!(got >= n, "timeouts_header={got}, want ≥ {n}; stderr:\n{stderr}");
+    assert!(
+        got >= n,
+        "timeouts_header={got}, want ≥ {n}; stderr:\n{stderr}"
+    );
 }
 
 /// V27: connect, send nothing → closed when the (1 s) header timeout
@@ -438,8 +468,14 @@ fn v27(mode: &Mode) {
     let r = wait_closed(&mut c);
     let took = t0.elapsed();
     assert!(r.is_ok(), "V27: {r:?} after {took:?}");
-    assert!(took >= Duration::from_millis(800), "V27: closed after {took:?}, before the 1 s timeout");
-    assert!(took < Duration::from_secs(5), "V27: closed only after {took:?}");
+    assert!(
+        took >= Duration::from_millis(800),
+        "V27: closed after {took:?}, before the 1 s timeout"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "V27: closed only after {took:?}"
+    );
     assert_serving(server.addr());
     assert_header_timeouts(server, 1);
 }
@@ -470,8 +506,14 @@ fn v28(mode: &Mode) {
     let _ = c.stream().shutdown(Shutdown::Both);
     dripper.join().expect("drip thread");
     assert!(r.is_ok(), "V28: {r:?} after {took:?}");
-    assert!(took >= Duration::from_millis(800), "V28: closed after {took:?}, before the timeout");
-    assert!(took < Duration::from_millis(3500), "V28: closed only after {took:?}");
+    assert!(
+        took >= Duration::from_millis(800),
+        "V28: closed after {took:?}, before the timeout"
+    );
+    assert!(
+        took < Duration::from_millis(3500),
+        "V28: closed only after {took:?}"
+    );
     assert_serving(server.addr());
     assert_header_timeouts(server, 1);
 }
@@ -523,15 +565,24 @@ fn concurrent_200(mode: &Mode) {
     }
     let (status, stderr) = server.stop();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
-    assert_eq!(counter(&stderr, "requests"), Some((CLIENTS * EACH) as u64), "{stderr}");
-    assert_eq!(counter(&stderr, "conns_accepted"), Some(CLIENTS as u64), "{stderr}");
+    assert_eq!(
+        counter(&stderr, "requests"),
+        Some((CLIENTS * EACH) as u64),
+        "{stderr}"
+    );
+    assert_eq!(
+        counter(&stderr, "conns_accepted"),
+        Some(CLIENTS as u64),
+        "{stderr}"
+    );
 }
 mode_test!(concurrent_200);
 
 /// SIGTERM while 4 clients hammer keep-alive requests: exit 0 within 3 s,
 /// the summary lines, and a `--hist-out` whose footer counts > 0 values.
 fn sigterm_under_load(mode: &Mode) {
-    let dir = std::env::temp_dir().join(format!("okring-test-{}-{}", std::process::id(), mode.name));
+    let dir =
+        std::env::temp_dir().join(format!("okring-test-{}-{}", std::process::id(), mode.name));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let hist = dir.join("service.hgrm");
     let _ = std::fs::remove_file(&hist);
@@ -563,12 +614,25 @@ fn sigterm_under_load(mode: &Mode) {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert!(took < Duration::from_secs(3), "exit took {took:?}");
     assert!(served > 0, "no request was answered before SIGTERM");
-    assert!(stderr.lines().any(|l| l.starts_with("okring:") && l.contains("requests")), "{stderr}");
-    assert!(stderr.lines().any(|l| l.starts_with("okring:") && l.contains("service time")));
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("okring:") && l.contains("requests")),
+        "{stderr}"
+    );
+    assert!(stderr
+        .lines()
+        .any(|l| l.starts_with("okring:") && l.contains("service time")));
     let requests = counter(&stderr, "requests").expect("requests counter");
-    assert!(requests >= served, "summary requests={requests} < {served} answered");
+    assert!(
+        requests >= served,
+        "summary requests={requests} < {served} answered"
+    );
     for p in ["p50", "p90", "p99", "max"] {
-        assert!(stderr.contains(&format!("{p}=")), "no {p} in the summary:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("{p}=")),
+            "no {p} in the summary:\n{stderr}"
+        );
     }
     let text = std::fs::read_to_string(&hist).expect("--hist-out written");
     let total: u64 = text
@@ -591,7 +655,9 @@ fn body_flag(mode: &Mode) {
     c.send(V01);
     assert_fixed_ok(&c.response(), body.as_bytes(), false);
     c.send(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
-    let r = read_response(&mut c.r, true).expect("read").expect("a response");
+    let r = read_response(&mut c.r, true)
+        .expect("read")
+        .expect("a response");
     assert_fixed_ok(&r, body.as_bytes(), true);
     c.send(V01);
     assert_fixed_ok(&c.response(), body.as_bytes(), false);
@@ -603,9 +669,16 @@ fn assert_cli_error(args: &[&str], mentions: &str) {
     let (status, stderr) = run_okring(args);
     assert!(!status.success(), "{args:?} succeeded; stderr:\n{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: want one stderr line, got:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: want one stderr line, got:\n{stderr}"
+    );
     assert!(lines[0].starts_with("okring: error:"), "{args:?}: {stderr}");
-    assert!(lines[0].contains(mentions), "{args:?}: error does not mention {mentions:?}: {stderr}");
+    assert!(
+        lines[0].contains(mentions),
+        "{args:?}: error does not mention {mentions:?}: {stderr}"
+    );
 }
 
 /// Invalid values and a bind to a port already in use fail at once with a

@@ -49,7 +49,10 @@ macro_rules! mode_test {
             }
             #[test]
             fn uring_5_19() {
-                run_mode(&Mode::new("uring_5_19", &["--mode", "uring", "--uring-tier", "5.19"]), super::$name)
+                run_mode(
+                    &Mode::new("uring_5_19", &["--mode", "uring", "--uring-tier", "5.19"]),
+                    super::$name,
+                )
             }
             #[test]
             fn epoll() {
@@ -107,7 +110,10 @@ pub fn run_mode(mode: &Mode, f: fn(&Mode)) {
 /// left for the test itself to report.
 fn unavailable(mode: &Mode) -> Option<String> {
     static PROBED: OnceLock<Mutex<HashMap<&'static str, Option<String>>>> = OnceLock::new();
-    let mut probed = PROBED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut probed = PROBED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     probed
         .entry(mode.name)
         .or_insert_with(|| match Server::try_start(mode.args, &[]) {
@@ -168,7 +174,12 @@ impl Server {
             })
         };
         match rx.recv_timeout(Duration::from_millis(START_TIMEOUT_MS)) {
-            Ok(addr) => Ok(Server { child, addr, lines, reader: Some(reader) }),
+            Ok(addr) => Ok(Server {
+                child,
+                addr,
+                lines,
+                reader: Some(reader),
+            }),
             Err(_) => {
                 // Exited (channel closed when the pipe hit EOF) or silent.
                 let _ = child.kill();
@@ -217,7 +228,10 @@ impl Server {
 
     /// Every stderr line read so far, joined with newlines.
     pub fn stderr_so_far(&self) -> String {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
     }
 
     /// Resident set size of the server process, bytes (from /proc/PID/status).
@@ -253,7 +267,11 @@ pub fn signal(pid: u32, sig: libc::c_int) {
 /// The address in an `... listening on <ip>:<port>` line.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches(',')
+        .parse()
+        .ok()
 }
 
 /// Run a command to completion and return (exit status, stderr).
@@ -263,12 +281,17 @@ pub fn run_okring(args: &[&str]) -> (ExitStatus, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run okring");
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The value of `name=<u64>` in the `okring: counters:` summary line.
 pub fn counter(stderr: &str, name: &str) -> Option<u64> {
-    let line = stderr.lines().find(|l| l.starts_with("okring: counters:"))?;
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("okring: counters:"))?;
     line.split_whitespace()
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
@@ -282,7 +305,8 @@ pub fn counter(stderr: &str, name: &str) -> Option<u64> {
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_nodelay(true).expect("TCP_NODELAY");
-    s.set_read_timeout(Some(Duration::from_millis(READ_TIMEOUT_MS))).expect("SO_RCVTIMEO");
+    s.set_read_timeout(Some(Duration::from_millis(READ_TIMEOUT_MS)))
+        .expect("SO_RCVTIMEO");
     s
 }
 
@@ -294,7 +318,9 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        Client { r: BufReader::with_capacity(64 << 10, connect(addr)) }
+        Client {
+            r: BufReader::with_capacity(64 << 10, connect(addr)),
+        }
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -326,7 +352,9 @@ impl Client {
     }
 
     pub fn shutdown_write(&self) {
-        self.stream().shutdown(Shutdown::Write).expect("shutdown(SHUT_WR)");
+        self.stream()
+            .shutdown(Shutdown::Write)
+            .expect("shutdown(SHUT_WR)");
     }
 }
 
@@ -342,7 +370,10 @@ pub struct Response {
 impl Response {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -354,7 +385,10 @@ fn read_line<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
     let n = r.read_until(b'\n', buf)?;
     if n > 0 && !buf.ends_with(b"\r\n") {
-        return Err(bad(format!("line not ended by CRLF: {:?}", String::from_utf8_lossy(buf))));
+        return Err(bad(format!(
+            "line not ended by CRLF: {:?}",
+            String::from_utf8_lossy(buf)
+        )));
     }
     Ok(n)
 }
@@ -373,7 +407,9 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<Option<Res
     let (Some("HTTP/1.1"), Some(code), reason) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad(format!("bad status line {text:?}")));
     };
-    let status: u16 = code.parse().map_err(|_| bad(format!("bad status code in {text:?}")))?;
+    let status: u16 = code
+        .parse()
+        .map_err(|_| bad(format!("bad status code in {text:?}")))?;
     let mut headers = Vec::new();
     loop {
         if read_line(r, &mut line)? == 0 {
@@ -383,10 +419,17 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<Option<Res
             break;
         }
         let h = String::from_utf8_lossy(&line[..line.len() - 2]).into_owned();
-        let (k, v) = h.split_once(':').ok_or_else(|| bad(format!("bad header line {h:?}")))?;
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| bad(format!("bad header line {h:?}")))?;
         headers.push((k.to_string(), v.trim().to_string()));
     }
-    let mut resp = Response { status, reason: reason.unwrap_or("").into(), headers, body: vec![] };
+    let mut resp = Response {
+        status,
+        reason: reason.unwrap_or("").into(),
+        headers,
+        body: vec![],
+    };
     if (100..200).contains(&status) {
         return Ok(Some(resp));
     }
@@ -407,7 +450,10 @@ pub fn expect_eof<R: Read>(r: &mut R) {
     let mut b = [0u8; 256];
     match r.read(&mut b) {
         Ok(0) => {}
-        Ok(n) => panic!("expected EOF, got {n} more bytes: {:?}", String::from_utf8_lossy(&b[..n])),
+        Ok(n) => panic!(
+            "expected EOF, got {n} more bytes: {:?}",
+            String::from_utf8_lossy(&b[..n])
+        ),
         Err(e) => panic!("expected EOF, got error: {e}"),
     }
 }
@@ -416,8 +462,9 @@ pub fn expect_eof<R: Read>(r: &mut R) {
 /// (RFC 9110 §5.6.7).
 pub fn is_imf_fixdate(s: &str) -> bool {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     b.len() == 29
@@ -443,8 +490,15 @@ pub fn is_imf_fixdate(s: &str) -> bool {
 pub fn assert_fixed_ok(r: &Response, body: &[u8], head: bool) {
     assert_eq!((r.status, r.reason.as_str()), (200, "OK"), "response {r:?}");
     assert_common_headers(r);
-    assert_eq!(r.header("Content-Type"), Some("text/plain"), "response {r:?}");
-    assert_eq!(r.header("Content-Length"), Some(body.len().to_string().as_str()));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain"),
+        "response {r:?}"
+    );
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(body.len().to_string().as_str())
+    );
     let want: &[u8] = if head { b"" } else { body };
     assert_eq!(r.body, want, "response body");
 }
@@ -452,9 +506,17 @@ pub fn assert_fixed_ok(r: &Response, body: &[u8], head: bool) {
 /// Headers every okring response carries: one `Date` (IMF-fixdate), one
 /// `Content-Length`.
 pub fn assert_common_headers(r: &Response) {
-    let count = |n: &str| r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(n)).count();
+    let count = |n: &str| {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(n))
+            .count()
+    };
     assert_eq!(count("Date"), 1, "one Date header in {r:?}");
-    assert!(is_imf_fixdate(r.header("Date").unwrap_or("")), "Date not IMF-fixdate: {r:?}");
+    assert!(
+        is_imf_fixdate(r.header("Date").unwrap_or("")),
+        "Date not IMF-fixdate: {r:?}"
+    );
     assert_eq!(count("Content-Length"), 1, "one Content-Length in {r:?}");
 }
 
