@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what the test suite drives: curl, ApacheBench (apache2-utils), wrk,
+# and nginx-light (the peer the bench scripts compare with). Installs only
+# what is missing; needs root (or sudo) when something is.
+set -euo pipefail
+
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+
+if [ "${#need[@]}" -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo=(sudo)
+    fi
+    echo "ci/deps.sh: installing ${need[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# Rust components for the lint steps.
+if command -v rustup >/dev/null 2>&1; then
+    installed=$(rustup component list --installed)
+    for c in rustfmt clippy; do
+        if ! grep -q "^$c" <<<"$installed"; then
+            rustup component add "$c"
+        fi
+    done
+fi
