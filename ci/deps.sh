@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite drives: curl, ApacheBench (apache2-utils), wrk,
-# and nginx-light (the peer the bench scripts compare with). Installs only
+# nginx-light (the peer the bench scripts compare with), promtool
+# (prometheus) and prlimit (util-linux). Installs only
 # what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 
@@ -9,6 +10,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# promtool validates the /metrics exposition in tests/metrics.rs.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# prlimit runs the server with a tiny descriptor table in tests/faults.rs.
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 
 if [ "${#need[@]}" -gt 0 ]; then
     sudo=()
