@@ -95,6 +95,9 @@ pub struct ConnCore {
     pub close_after: bool,
     /// Our FIN is sent; input is discarded until the peer's FIN.
     pub lingering: bool,
+    /// No request has completed yet: the header timeout runs from accept
+    /// (http-behaviour.md), not the idle timeout.
+    pub fresh: bool,
     /// Start of the current timeout period, ns: accept, the first byte of a
     /// request, the end of the last send, or the start of lingering.
     pub since_ns: u64,
@@ -109,6 +112,7 @@ impl ConnCore {
             inflight: Vec::new(),
             close_after: false,
             lingering: false,
+            fresh: true,
             since_ns: now_ns,
         }
     }
@@ -121,6 +125,7 @@ impl ConnCore {
         self.inflight.clear();
         self.close_after = false;
         self.lingering = false;
+        self.fresh = true;
         self.since_ns = now_ns;
     }
 
@@ -135,6 +140,7 @@ impl ConnCore {
             .framer
             .feed(data, &w.limits, &w.responder, &mut self.out);
         if fed.responses > 0 {
+            self.fresh = false;
             self.pending.push((now_ns, fed.responses));
             let c = &mut w.stats.counters;
             c.requests += u64::from(fed.responses);
@@ -202,7 +208,7 @@ impl ConnCore {
             (age > w.idle_timeout_ns).then_some(Expiry::Idle)
         } else if self.lingering {
             (age > w.linger_ns).then_some(Expiry::Linger)
-        } else if self.framer.is_idle() && self.out.is_empty() {
+        } else if self.framer.is_idle() && self.out.is_empty() && !self.fresh {
             (age > w.idle_timeout_ns).then_some(Expiry::Idle)
         } else {
             (age > w.header_timeout_ns).then_some(Expiry::Header)

@@ -599,14 +599,17 @@ impl Worker<'_> {
             }
             if c.core.has_out() && !c.send_inflight {
                 self.start_send(slot, gen);
-            } else if c.core.out.len() > OUT_HIGH_WATER_BYTES && c.recv_armed && !c.recv_paused {
+            } else if c.core.out.len() > OUT_HIGH_WATER_BYTES && !c.recv_paused {
                 // The peer is not reading what it asked for: stop reading it
-                // until the send in flight drains.
+                // until the send in flight drains (a single-shot recv is
+                // simply not re-armed; a multishot one is cancelled).
                 c.recv_paused = true;
-                let e = opcode::AsyncCancel::new(ud(OP_RECV, slot, gen))
-                    .build()
-                    .user_data(ud(OP_CANCEL, 0, 0));
-                self.sqes.push(e);
+                if c.recv_armed {
+                    let e = opcode::AsyncCancel::new(ud(OP_RECV, slot, gen))
+                        .build()
+                        .user_data(ud(OP_CANCEL, 0, 0));
+                    self.sqes.push(e);
+                }
             }
             let Some(c) = self.conns.get_mut(slot, gen) else {
                 return;

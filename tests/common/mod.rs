@@ -148,8 +148,32 @@ impl Server {
 
     /// As [`Server::start`], but a failed start returns the stderr text.
     pub fn try_start(mode_args: &[&str], extra: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_okring"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--threads", "2"])
+        Server::try_start_under(&[], mode_args, extra)
+    }
+
+    /// As [`Server::try_start`], with the server run by `wrapper` (e.g.
+    /// `["prlimit", "--nofile=64:64", "--"]`): the wrapper's arguments come
+    /// first, then the okring command line. `--threads 2` is added unless
+    /// the arguments set `--threads`.
+    pub fn try_start_under(
+        wrapper: &[&str],
+        mode_args: &[&str],
+        extra: &[&str],
+    ) -> Result<Server, String> {
+        let okring = env!("CARGO_BIN_EXE_okring");
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(okring);
+                c
+            }
+            None => Command::new(okring),
+        };
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        if !mode_args.iter().chain(extra).any(|a| *a == "--threads") {
+            cmd.args(["--threads", "2"]);
+        }
+        let mut child = cmd
             .args(mode_args)
             .args(extra)
             .stdin(Stdio::null())
@@ -215,6 +239,30 @@ impl Server {
                 let _ = self.child.wait();
                 panic!(
                     "okring did not exit within {STOP_TIMEOUT_MS} ms of SIGTERM; stderr:\n{}",
+                    self.stderr_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (status, self.stderr_so_far())
+    }
+
+    /// Wait (≤ `limit`, then SIGKILL and panic) for an exit the test has
+    /// already provoked; returns the exit status and the whole stderr.
+    pub fn wait_exit(mut self, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("waitpid") {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "okring did not exit within {limit:?}; stderr:\n{}",
                     self.stderr_so_far()
                 );
             }
