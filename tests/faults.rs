@@ -215,9 +215,7 @@ fn slowloris(mode: &Mode) {
         "a normal client waited {worst:?} behind 500 slow ones"
     );
     // Every slow connection is closed once the header timeout expires.
-    let closed = eventually(Duration::from_secs(8), || {
-        slow.iter_mut().all(|s| is_closed(s))
-    });
+    let closed = eventually(Duration::from_secs(8), || slow.iter_mut().all(is_closed));
     assert!(
         closed,
         "slow connections still open after the header timeout"

@@ -175,7 +175,7 @@ fn vector(id: &str) -> Vector {
         "V12" => {
             let mut bytes = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n".to_vec();
             let head = bytes.len();
-            bytes.extend(std::iter::repeat(b'z').take(1 << 20));
+            bytes.extend(std::iter::repeat_n(b'z', 1 << 20));
             bytes.extend_from_slice(V01);
             let len = bytes.len();
             let mut chunks: Vec<usize> = (0..16).map(|i| head + (i << 16)).collect();

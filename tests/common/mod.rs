@@ -15,7 +15,7 @@
 //!
 //! What it does not do: judge the server's answers to each request vector
 //! (that is `tests/serve.rs`), or drive external tools (`tests/interop.rs`).
-#![allow(dead_code)] // Each test binary uses a different subset.
+#![allow(dead_code, unused_macros)] // Each test binary uses a different subset.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
