@@ -58,6 +58,51 @@ macro_rules! mode_test {
             fn epoll() {
                 run_mode(&Mode::new("epoll", &["--mode", "epoll"]), super::$name)
             }
+            #[test]
+            fn prefork_epoll() {
+                run_mode(
+                    &Mode::new(
+                        "prefork_epoll",
+                        &[
+                            "--mode",
+                            "prefork",
+                            "--workers",
+                            "2",
+                            "--worker-loop",
+                            "epoll",
+                        ],
+                    ),
+                    super::$name,
+                )
+            }
+            #[test]
+            fn prefork_uring() {
+                run_mode(
+                    &Mode::new(
+                        "prefork_uring",
+                        &[
+                            "--mode",
+                            "prefork",
+                            "--workers",
+                            "2",
+                            "--worker-loop",
+                            "uring",
+                        ],
+                    ),
+                    super::$name,
+                )
+            }
+            #[test]
+            fn fork() {
+                run_mode(&Mode::new("fork", &["--mode", "fork"]), super::$name)
+            }
+            #[test]
+            fn sequential() {
+                run_mode(
+                    &Mode::new("sequential", &["--mode", "sequential"]),
+                    super::$name,
+                )
+            }
         }
     };
 }
