@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// Requests pipelined per write on each connection.
     #[arg(long, default_value_t = 1)]
     pub pipeline: u32,
+    /// A new connection per request (`Connection: close`): measures what
+    /// accepting and closing cost, where the process models differ most.
+    #[arg(long)]
+    pub close: bool,
     /// Peers, comma-separated: `nginx` (a server to compare with), `wrk`
     /// (a second load generator on the same server runs). Missing peers are
     /// skipped with a note on how to install them.
@@ -106,6 +110,8 @@ pub struct BenchConfig {
     pub warmup: Duration,
     pub rate: Option<f64>,
     pub pipeline: u32,
+    /// A new connection per request.
+    pub close: bool,
     /// wrk binary, when `--peers wrk` and it is installed.
     pub wrk: Option<PathBuf>,
     pub out: PathBuf,
@@ -241,6 +247,12 @@ impl BenchArgs {
                 );
             }
         }
+        if self.close && self.pipeline != 1 {
+            return Err(
+                "--close with --pipeline: a closing connection carries one request; drop one"
+                    .into(),
+            );
+        }
         if self.pipeline == 0 || self.pipeline > 1024 {
             return Err(format!(
                 "--pipeline {}: must be between 1 and 1024",
@@ -283,6 +295,7 @@ impl BenchArgs {
             warmup,
             rate: self.rate,
             pipeline: self.pipeline,
+            close: self.close,
             wrk,
             out,
             server_cpus,

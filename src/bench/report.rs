@@ -217,7 +217,7 @@ pub fn summarize(cfg: &BenchConfig, records: &[RunRecord]) -> Vec<Summary> {
 
 /// How the client latency was measured, for labels.
 pub fn loop_label(cfg: &BenchConfig) -> String {
-    match cfg.rate {
+    let label = match cfg.rate {
         Some(r) => format!(
             "open loop at {r} req/s: latency from each request's intended send time (corrected for coordinated omission)"
         ),
@@ -226,6 +226,11 @@ pub fn loop_label(cfg: &BenchConfig) -> String {
             cfg.pipeline
         ),
         None => "closed loop: latency from each request's send (not corrected for coordinated omission)".into(),
+    };
+    if cfg.close {
+        format!("{label}; a new connection per request (Connection: close)")
+    } else {
+        label
     }
 }
 
@@ -402,6 +407,7 @@ pub fn results_json(
             "warmup_s": cfg.warmup.as_secs_f64(),
             "rate": cfg.rate,
             "pipeline": cfg.pipeline,
+            "close": cfg.close,
             "repeat": cfg.repeat,
             "server_cpus": cfg.server_cpus,
             "client_cpus": cfg.client_cpus,

@@ -314,6 +314,7 @@ fn okring_load(
     lc.warmup = cfg.warmup;
     lc.rate = cfg.rate;
     lc.pipeline = cfg.pipeline;
+    lc.close = cfg.close;
     lc.cpus = cfg.client_cpus.clone();
     lc.interval = Some(Duration::from_millis(HLOG_INTERVAL_MS));
     lc.progress = progress.map(|p| Box::new(move |f: f64| p(f)) as Box<dyn Fn(f64) + Send + Sync>);

@@ -7,8 +7,9 @@
 //!   buffer ring (buffer group [`BGID`], 5.19); on the 5.19 tier, or with
 //!   `--uring-tier 5.19`, a single-shot recv with buffer select instead;
 //! - send (one in flight per connection, carrying every response produced
-//!   so far; short sends resumed), shutdown (SHUT_WR, lingering close) and
-//!   close;
+//!   so far; short sends resumed) and close; the lingering close's
+//!   shutdown(SHUT_WR) is a direct syscall (IORING_OP_SHUTDOWN always goes
+//!   through an io-wq thread);
 //! - a 100 ms Timeout op as the worker's timer (Date refresh, header and
 //!   idle timeouts, accept back-off): multishot ops cannot carry linked
 //!   timeouts;
@@ -55,7 +56,6 @@ const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_CLOSE: u64 = 4;
-const OP_SHUTDOWN: u64 = 5;
 const OP_TICK: u64 = 6;
 const OP_WAKE: u64 = 7;
 const OP_CANCEL: u64 = 8;
@@ -98,7 +98,6 @@ pub fn probe(cfg: &ServeConfig) -> Result<(), String> {
         (opcode::Recv::CODE, "RECV", "5.6"),
         (opcode::Send::CODE, "SEND", "5.6"),
         (opcode::Close::CODE, "CLOSE", "5.6"),
-        (opcode::Shutdown::CODE, "SHUTDOWN", "5.11"),
         (opcode::Timeout::CODE, "TIMEOUT", "5.4"),
         (opcode::Read::CODE, "READ", "5.6"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL", "5.5"),
@@ -461,7 +460,7 @@ impl Worker<'_> {
             }
             OP_TICK => self.on_tick(now),
             OP_WAKE => {}
-            OP_SHUTDOWN | OP_CANCEL => {}
+            OP_CANCEL => {}
             _ => {}
         }
     }
@@ -722,12 +721,15 @@ impl Worker<'_> {
         } else if c.core.close_after && !c.core.lingering {
             // Lingering close (RFC 9112 §9.6): our FIN after the last
             // response; input is discarded until the peer's FIN.
+            // shutdown(2) directly: IORING_OP_SHUTDOWN is always punted to
+            // an io-wq thread (a thread wake-up per connection), and it
+            // would look the fd number up there, after a queued close may
+            // have let a new connection take that number.
             c.core.lingering = true;
             c.core.since_ns = now;
-            let e = opcode::Shutdown::new(Fd(c.fd), libc::SHUT_WR)
-                .build()
-                .user_data(ud(OP_SHUTDOWN, slot, gen));
-            self.sqes.push(e);
+            // SAFETY: shutdown(2) on a descriptor this worker owns and has
+            // not submitted a close for (`closing` is false here).
+            unsafe { libc::shutdown(c.fd, libc::SHUT_WR) };
         }
     }
 
