@@ -201,6 +201,19 @@ fn wrk_256(mode: &Mode) {
         return;
     };
     assert!(ok, "wrk failed:\n{out}\n{err}");
+    if mode.name == "sequential" {
+        // One connection at a time: the other 255 wait in the backlog and
+        // some of their requests pass wrk's 2 s timeout. What must hold is
+        // no hang: wrk ends on time with a throughput figure, and the
+        // server answered requests.
+        assert!(out.contains("Requests/sec:"), "{out}");
+        let stderr = stop_ok(server);
+        assert!(
+            counter(&stderr, "responses_200").unwrap_or(0) > 0,
+            "{stderr}"
+        );
+        return;
+    }
     assert_wrk_clean(&out);
     let stderr = stop_ok(server);
     assert!(
