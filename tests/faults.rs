@@ -7,6 +7,7 @@
 //! server on 127.0.0.1. Pauses between writes are part of a scenario (a slow
 //! client), never a wait for readiness.
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -15,84 +16,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{counter, signal, Client, Mode, Server};
-
-/// Modes with an event loop per worker: every fault applies to them.
-macro_rules! fault_test {
-    ($name:ident) => {
-        mod $name {
-            use $crate::common::{run_mode, Mode};
-            #[test]
-            fn uring() {
-                run_mode(&Mode::new("uring", &["--mode", "uring"]), super::$name)
-            }
-            #[test]
-            fn uring_5_19() {
-                run_mode(
-                    &Mode::new("uring_5_19", &["--mode", "uring", "--uring-tier", "5.19"]),
-                    super::$name,
-                )
-            }
-            #[test]
-            fn epoll() {
-                run_mode(&Mode::new("epoll", &["--mode", "epoll"]), super::$name)
-            }
-            #[test]
-            fn prefork_epoll() {
-                run_mode(
-                    &Mode::new(
-                        "prefork_epoll",
-                        &[
-                            "--mode",
-                            "prefork",
-                            "--workers",
-                            "2",
-                            "--worker-loop",
-                            "epoll",
-                        ],
-                    ),
-                    super::$name,
-                )
-            }
-            #[test]
-            fn prefork_uring() {
-                run_mode(
-                    &Mode::new(
-                        "prefork_uring",
-                        &[
-                            "--mode",
-                            "prefork",
-                            "--workers",
-                            "2",
-                            "--worker-loop",
-                            "uring",
-                        ],
-                    ),
-                    super::$name,
-                )
-            }
-        }
-    };
-}
-
-/// Faults specific to io_uring's resources (buffer ring, CQ).
-macro_rules! uring_test {
-    ($name:ident) => {
-        mod $name {
-            use $crate::common::{run_mode, Mode};
-            #[test]
-            fn uring() {
-                run_mode(&Mode::new("uring", &["--mode", "uring"]), super::$name)
-            }
-            #[test]
-            fn uring_5_19() {
-                run_mode(
-                    &Mode::new("uring_5_19", &["--mode", "uring", "--uring-tier", "5.19"]),
-                    super::$name,
-                )
-            }
-        }
-    };
-}
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
 
@@ -229,7 +152,7 @@ fn slowloris(mode: &Mode) {
         );
     }
 }
-fault_test!(slowloris);
+event_loop_test!(slowloris);
 
 // ---------------------------------------------------------------------------
 // Connect-and-reset flood: 10k cycles, no descriptor leaks.
@@ -279,7 +202,7 @@ fn reset_flood(mode: &Mode) {
     let (st, err) = server.stop();
     assert!(st.success(), "{err}");
 }
-fault_test!(reset_flood);
+event_loop_test!(reset_flood);
 
 // ---------------------------------------------------------------------------
 // Descriptor exhaustion: RLIMIT_NOFILE 64 and 200 clients.
@@ -342,7 +265,7 @@ fn fd_exhaustion(mode: &Mode) {
         );
     }
 }
-fault_test!(fd_exhaustion);
+event_loop_test!(fd_exhaustion);
 
 // ---------------------------------------------------------------------------
 // A client that pipelines and never reads: memory stays bounded.
@@ -389,7 +312,7 @@ fn never_reads(mode: &Mode) {
     let (st, err) = server.stop();
     assert!(st.success(), "{err}");
 }
-fault_test!(never_reads);
+event_loop_test!(never_reads);
 
 fn tree_rss(pid: u32) -> u64 {
     let own = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -423,7 +346,7 @@ fn reset_mid_response(mode: &Mode) {
     let (st, err) = server.stop();
     assert!(st.success(), "{err}");
 }
-fault_test!(reset_mid_response);
+event_loop_test!(reset_mid_response);
 
 // ---------------------------------------------------------------------------
 // Connection cap.
@@ -464,17 +387,7 @@ fn max_conns(mode: &Mode) {
     assert!(counter(&err, "conns_refused").unwrap_or(0) >= 1, "{err}");
 }
 
-mod max_conns_modes {
-    use super::common::{run_mode, Mode};
-    #[test]
-    fn uring() {
-        run_mode(&Mode::new("uring", &["--mode", "uring"]), super::max_conns)
-    }
-    #[test]
-    fn epoll() {
-        run_mode(&Mode::new("epoll", &["--mode", "epoll"]), super::max_conns)
-    }
-}
+stamp!(max_conns: uring = URING, epoll = EPOLL);
 
 // ---------------------------------------------------------------------------
 // io_uring resources: 8 provided buffers, a tiny CQ.
@@ -512,7 +425,7 @@ fn tiny_buffer_ring(mode: &Mode) {
     assert!(st.success(), "{err}");
     assert_eq!(counter(&err, "requests"), Some(64 * 20), "{err}");
 }
-uring_test!(tiny_buffer_ring);
+stamp!(tiny_buffer_ring: uring = URING, uring_5_19 = URING_5_19);
 
 fn tiny_cq(mode: &Mode) {
     let server = mode.start(&["--uring-cq-entries", "8"]);
@@ -521,7 +434,7 @@ fn tiny_cq(mode: &Mode) {
     assert!(st.success(), "{err}");
     assert_eq!(counter(&err, "requests"), Some(64 * 50), "{err}");
 }
-uring_test!(tiny_cq);
+stamp!(tiny_cq: uring = URING, uring_5_19 = URING_5_19);
 
 // ---------------------------------------------------------------------------
 // Shutdown: a second signal forces the exit.
@@ -548,7 +461,7 @@ fn second_signal(mode: &Mode) {
     assert!(!st.success(), "a forced exit is not a clean one: {st:?}");
     assert!(err.contains("second signal"), "{err}");
 }
-fault_test!(second_signal);
+event_loop_test!(second_signal);
 
 // ---------------------------------------------------------------------------
 // io_uring denied by seccomp (Docker's default profile).
@@ -571,21 +484,19 @@ fn run_denied(errno: &str, mode: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn deny-io-uring");
-    let mut stderr = child.stderr.take().expect("stderr");
-    // Read until the listening line (auto) or EOF (uring exits).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    // Read whole lines until the listening line (auto) or EOF (uring exits).
     let mut text = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match stderr.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if text.contains("listening on") {
+    loop {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut stderr, &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                text.push_str(&line);
+                if line.contains("listening on") {
                     break;
                 }
             }
-            Err(_) => break,
         }
     }
     if text.contains("listening on") {

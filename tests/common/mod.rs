@@ -35,75 +35,69 @@ pub const STOP_TIMEOUT_MS: u64 = 5_000;
 /// rescued by its own timer.
 pub const READ_TIMEOUT_MS: u64 = 5_000;
 
-/// Stamp a scenario for every server mode: `mode_test!(name)`, after
-/// `fn name(mode: &Mode)`, makes a module `name` with one `#[test]` per
-/// mode, each calling `name(&that_mode)`. One line per mode; a mode whose kernel facility is missing
-/// here (io_uring in a container) is skipped outside CI, see [`run_mode`].
+/// Every server configuration the suites run, by test name.
+pub const URING: Mode = Mode::new("uring", &["--mode", "uring"]);
+pub const URING_5_19: Mode = Mode::new("uring_5_19", &["--mode", "uring", "--uring-tier", "5.19"]);
+pub const EPOLL: Mode = Mode::new("epoll", &["--mode", "epoll"]);
+pub const PREFORK_EPOLL: Mode = Mode::new(
+    "prefork_epoll",
+    &[
+        "--mode",
+        "prefork",
+        "--workers",
+        "2",
+        "--worker-loop",
+        "epoll",
+    ],
+);
+pub const PREFORK_URING: Mode = Mode::new(
+    "prefork_uring",
+    &[
+        "--mode",
+        "prefork",
+        "--workers",
+        "2",
+        "--worker-loop",
+        "uring",
+    ],
+);
+pub const FORK: Mode = Mode::new("fork", &["--mode", "fork"]);
+pub const SEQUENTIAL: Mode = Mode::new("sequential", &["--mode", "sequential"]);
+
+/// Stamp a scenario for a list of modes: `stamp!(name: uring = URING,
+/// epoll = EPOLL)`, after `fn name(mode: &Mode)`, makes a module `name`
+/// with one `#[test]` per listed mode, each calling `name(&MODE)`. A mode
+/// whose kernel facility is missing here (io_uring in a container) is
+/// skipped outside CI, see [`run_mode`].
+macro_rules! stamp {
+    ($name:ident: $($test:ident = $mode:ident),+ $(,)?) => {
+        mod $name {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::common::run_mode(&$crate::common::$mode, super::$name)
+                }
+            )+
+        }
+    };
+}
+
+/// Stamp a scenario for every server mode (`stamp!` with the whole list).
 macro_rules! mode_test {
     ($name:ident) => {
-        mod $name {
-            use $crate::common::{run_mode, Mode};
-            #[test]
-            fn uring() {
-                run_mode(&Mode::new("uring", &["--mode", "uring"]), super::$name)
-            }
-            #[test]
-            fn uring_5_19() {
-                run_mode(
-                    &Mode::new("uring_5_19", &["--mode", "uring", "--uring-tier", "5.19"]),
-                    super::$name,
-                )
-            }
-            #[test]
-            fn epoll() {
-                run_mode(&Mode::new("epoll", &["--mode", "epoll"]), super::$name)
-            }
-            #[test]
-            fn prefork_epoll() {
-                run_mode(
-                    &Mode::new(
-                        "prefork_epoll",
-                        &[
-                            "--mode",
-                            "prefork",
-                            "--workers",
-                            "2",
-                            "--worker-loop",
-                            "epoll",
-                        ],
-                    ),
-                    super::$name,
-                )
-            }
-            #[test]
-            fn prefork_uring() {
-                run_mode(
-                    &Mode::new(
-                        "prefork_uring",
-                        &[
-                            "--mode",
-                            "prefork",
-                            "--workers",
-                            "2",
-                            "--worker-loop",
-                            "uring",
-                        ],
-                    ),
-                    super::$name,
-                )
-            }
-            #[test]
-            fn fork() {
-                run_mode(&Mode::new("fork", &["--mode", "fork"]), super::$name)
-            }
-            #[test]
-            fn sequential() {
-                run_mode(
-                    &Mode::new("sequential", &["--mode", "sequential"]),
-                    super::$name,
-                )
-            }
-        }
+        stamp!($name: uring = URING, uring_5_19 = URING_5_19, epoll = EPOLL,
+            prefork_epoll = PREFORK_EPOLL, prefork_uring = PREFORK_URING,
+            fork = FORK, sequential = SEQUENTIAL);
+    };
+}
+
+/// Stamp a scenario for the modes with an event loop per worker (threads
+/// or prefork processes): the faults that concern concurrency apply only
+/// to them.
+macro_rules! event_loop_test {
+    ($name:ident) => {
+        stamp!($name: uring = URING, uring_5_19 = URING_5_19, epoll = EPOLL,
+            prefork_epoll = PREFORK_EPOLL, prefork_uring = PREFORK_URING);
     };
 }
 
@@ -272,27 +266,9 @@ impl Server {
 
     /// Send SIGTERM and wait (≤ 5 s, then SIGKILL and panic) for exit.
     /// Returns the exit status and the whole stderr.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    pub fn stop(self) -> (ExitStatus, String) {
         signal(self.child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
-        let status = loop {
-            if let Some(st) = self.child.try_wait().expect("waitpid") {
-                break st;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "okring did not exit within {STOP_TIMEOUT_MS} ms of SIGTERM; stderr:\n{}",
-                    self.stderr_so_far()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        (status, self.stderr_so_far())
+        self.wait_exit(Duration::from_millis(STOP_TIMEOUT_MS))
     }
 
     /// Wait (≤ `limit`, then SIGKILL and panic) for an exit the test has
