@@ -11,126 +11,21 @@
 //! silent client. The uring cases skip themselves (with a note) where
 //! io_uring cannot be set up.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[macro_use]
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_okring");
-/// Longest wait for the `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for exit after SIGTERM (the bound the modes promise is 3 s).
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Socket read timeout of the test clients.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+use common::{
+    connect, eventually, signal, Mode, Server, FORK, PREFORK_EPOLL, READ_TIMEOUT_MS, SEQUENTIAL,
+};
 
-/// A running `okring serve` with its stderr collected.
-struct Server {
-    child: Child,
-    port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Start `okring serve --bind 127.0.0.1:0 <args>`; `None` when it
-    /// exits before listening (its stderr printed), e.g. no io_uring here.
-    fn try_start(args: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn okring");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let pipe = child.stderr.take().expect("stderr piped");
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = line.split("listening on ").nth(1) {
-                        let port = addr
-                            .rsplit(':')
-                            .next()
-                            .and_then(|p| p.trim().parse::<u16>().ok());
-                        let _ = tx.send(port);
-                    }
-                    let mut s = stderr.lock().unwrap();
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            });
-        }
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(port)) => Ok(Server {
-                child,
-                port,
-                stderr,
-            }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                Err(stderr.lock().unwrap().clone())
-            }
-        }
-    }
-
-    fn start(args: &[&str]) -> Server {
-        Server::try_start(args).unwrap_or_else(|e| panic!("okring {args:?} did not start:\n{e}"))
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        s
-    }
-
-    /// SIGTERM, wait (bounded), return the exit status and all of stderr.
-    fn stop(mut self) -> (ExitStatus, String) {
-        signal(self.pid(), libc::SIGTERM);
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > STOP_TIMEOUT {
-                let _ = self.child.kill();
-                panic!(
-                    "no exit {STOP_TIMEOUT:?} after SIGTERM:\n{}",
-                    self.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // Let the reader thread take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        let text = self.stderr.lock().unwrap().clone();
-        (status, text)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) takes no pointers.
-    unsafe { libc::kill(pid, sig) };
-}
+/// Client socket read timeout.
+const IO_TIMEOUT: Duration = Duration::from_millis(READ_TIMEOUT_MS);
 
 /// Read `n` complete responses (framed by Content-Length); returns them.
 fn read_responses(s: &mut TcpStream, n: usize) -> Vec<String> {
@@ -194,7 +89,7 @@ const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 fn http_scenarios(srv: &Server) -> u64 {
     let mut sent = 0;
     // Keep-alive: two requests, one after the other, on one connection.
-    let mut s = srv.connect();
+    let mut s = connect(srv.addr());
     for _ in 0..2 {
         s.write_all(GET).unwrap();
         let r = read_responses(&mut s, 1);
@@ -214,7 +109,7 @@ fn http_scenarios(srv: &Server) -> u64 {
     sent += 1;
 
     // HTTP/1.0 without keep-alive: respond, then close.
-    let mut s = srv.connect();
+    let mut s = connect(srv.addr());
     s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let r = read_responses(&mut s, 1);
     assert!(r[0].contains(" 200 OK\r\n"), "{}", r[0]);
@@ -222,7 +117,7 @@ fn http_scenarios(srv: &Server) -> u64 {
     sent += 1;
 
     // Connection: close.
-    let mut s = srv.connect();
+    let mut s = connect(srv.addr());
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     let r = read_responses(&mut s, 1);
@@ -235,7 +130,7 @@ fn http_scenarios(srv: &Server) -> u64 {
     sent += 1;
 
     // A malformed request: 400, then close.
-    let mut s = srv.connect();
+    let mut s = connect(srv.addr());
     s.write_all(b"GET /\x01 HTTP/1.1\r\n\r\n").unwrap();
     let r = read_responses(&mut s, 1);
     assert!(r[0].starts_with("HTTP/1.1 400 "), "{}", r[0]);
@@ -244,14 +139,14 @@ fn http_scenarios(srv: &Server) -> u64 {
     sent
 }
 
-fn check_mode(args: &[&str]) {
-    let srv = match Server::try_start(args) {
+fn check_mode(mode: &Mode, extra: &[&str]) {
+    let srv = match Server::try_start(mode.args, extra) {
         Ok(s) => s,
-        Err(e) if args.contains(&"uring") && e.contains("io_uring") => {
+        Err(e) if mode.args.contains(&"uring") && e.contains("io_uring") => {
             eprintln!("skipped: io_uring unavailable here: {e}");
             return;
         }
-        Err(e) => panic!("okring {args:?} did not start:\n{e}"),
+        Err(e) => panic!("okring {} {extra:?} did not start:\n{e}", mode.name),
     };
     let sent = http_scenarios(&srv);
     let (status, stderr) = srv.stop();
@@ -259,57 +154,28 @@ fn check_mode(args: &[&str]) {
     assert_eq!(summary_requests(&stderr), sent, "summary:\n{stderr}");
 }
 
-macro_rules! mode_test {
-    ($name:ident, [$($arg:expr),*]) => {
+/// One `#[test]` named `$name` running [`check_mode`] for a mode of
+/// `common` plus extra `serve` arguments.
+macro_rules! http_test {
+    ($name:ident, $mode:ident $(, $arg:expr)*) => {
         #[test]
         fn $name() {
-            check_mode(&[$($arg),*]);
+            check_mode(&common::$mode, &[$($arg),*]);
         }
     };
 }
 
-mode_test!(sequential_http, ["--mode", "sequential"]);
-mode_test!(fork_http, ["--mode", "fork"]);
-mode_test!(
-    prefork_epoll_http,
-    [
-        "--mode",
-        "prefork",
-        "--workers",
-        "2",
-        "--worker-loop",
-        "epoll"
-    ]
-);
-mode_test!(
-    prefork_uring_http,
-    [
-        "--mode",
-        "prefork",
-        "--workers",
-        "2",
-        "--worker-loop",
-        "uring"
-    ]
-);
-mode_test!(
-    prefork_epoll_reuseport_http,
-    [
-        "--mode",
-        "prefork",
-        "--workers",
-        "2",
-        "--worker-loop",
-        "epoll",
-        "--reuseport"
-    ]
-);
+http_test!(sequential_http, SEQUENTIAL);
+http_test!(fork_http, FORK);
+http_test!(prefork_epoll_http, PREFORK_EPOLL);
+http_test!(prefork_uring_http, PREFORK_URING);
+http_test!(prefork_epoll_reuseport_http, PREFORK_EPOLL, "--reuseport");
 
 /// (pid, state, ppid) of every process, from /proc/<pid>/stat.
-fn processes() -> Vec<(i32, char, i32)> {
+fn processes() -> Vec<(u32, char, u32)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -328,7 +194,7 @@ fn processes() -> Vec<(i32, char, i32)> {
     out
 }
 
-fn children_of(pid: i32) -> Vec<i32> {
+fn children_of(pid: u32) -> Vec<u32> {
     processes()
         .into_iter()
         .filter(|&(_, st, pp)| pp == pid && st != 'Z')
@@ -336,41 +202,27 @@ fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-fn zombies_of(pid: i32) -> usize {
+fn zombies_of(pid: u32) -> usize {
     processes()
         .into_iter()
         .filter(|&(_, st, pp)| pp == pid && st == 'Z')
         .count()
 }
 
-fn fd_count(pid: i32) -> usize {
+fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()
 }
 
-/// Poll `f` until it is true or `limit` passes; the last value.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if t0.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn fork_reaps_every_child_and_leaks_no_descriptor() {
-    let srv = Server::start(&["--mode", "fork"]);
+    let srv = FORK.start(&[]);
     let pid = srv.pid();
     let fds_before = fd_count(pid);
     const CONNS: u64 = 2000;
     for _ in 0..CONNS {
-        let mut s = srv.connect();
+        let mut s = connect(srv.addr());
         s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         assert_eq!(read_responses(&mut s, 1).len(), 1);
         assert!(reads_eof(&mut s), "the child's close reaches the client");
@@ -399,15 +251,15 @@ fn fork_reaps_every_child_and_leaks_no_descriptor() {
 
 #[test]
 fn fork_caps_live_children() {
-    let srv = Server::start(&["--mode", "fork", "--max-children", "2"]);
+    let srv = FORK.start(&["--max-children", "2"]);
     // Two idle keep-alive connections hold both children.
-    let mut held: Vec<TcpStream> = (0..2).map(|_| srv.connect()).collect();
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(srv.addr())).collect();
     for s in &mut held {
         s.write_all(GET).unwrap();
         assert_eq!(read_responses(s, 1).len(), 1);
     }
     // A third one waits in the backlog, unserved, while the cap holds...
-    let mut third = srv.connect();
+    let mut third = connect(srv.addr());
     third
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -427,14 +279,7 @@ fn fork_caps_live_children() {
 
 #[test]
 fn prefork_replaces_a_killed_worker_under_load() {
-    let srv = Server::start(&[
-        "--mode",
-        "prefork",
-        "--workers",
-        "2",
-        "--worker-loop",
-        "epoll",
-    ]);
+    let srv = PREFORK_EPOLL.start(&[]);
     let master = srv.pid();
     let before = children_of(master);
     assert_eq!(before.len(), 2, "two workers");
@@ -443,10 +288,10 @@ fn prefork_replaces_a_killed_worker_under_load() {
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let load = {
-        let (stop, ok, port) = (stop.clone(), ok.clone(), srv.port);
+        let (stop, ok, addr) = (stop.clone(), ok.clone(), srv.addr());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                let Ok(mut s) = TcpStream::connect(addr) else {
                     continue;
                 };
                 s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -503,18 +348,21 @@ fn prefork_hist_out_holds_the_merged_histogram() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("prefork.hgrm");
     let p = path.to_str().unwrap();
-    let srv = Server::start(&[
-        "--mode",
-        "prefork",
-        "--workers",
-        "3",
-        "--reuseport",
-        "--hist-out",
-        p,
-    ]);
+    let srv = Server::start(
+        &[],
+        &[
+            "--mode",
+            "prefork",
+            "--workers",
+            "3",
+            "--reuseport",
+            "--hist-out",
+            p,
+        ],
+    );
     const CONNS: u64 = 60;
     for _ in 0..CONNS {
-        let mut s = srv.connect();
+        let mut s = connect(srv.addr());
         s.write_all(&GET.repeat(2)).unwrap();
         assert_eq!(read_responses(&mut s, 2).len(), 2);
     }
@@ -533,11 +381,11 @@ fn prefork_hist_out_holds_the_merged_histogram() {
 
 #[test]
 fn sequential_is_not_stalled_by_a_silent_client() {
-    let srv = Server::start(&["--mode", "sequential", "--header-timeout", "300ms"]);
-    let _silent = srv.connect();
+    let srv = SEQUENTIAL.start(&["--header-timeout", "300ms"]);
+    let _silent = connect(srv.addr());
     std::thread::sleep(Duration::from_millis(50));
     let t0 = Instant::now();
-    let mut s = srv.connect();
+    let mut s = connect(srv.addr());
     s.write_all(GET).unwrap();
     assert_eq!(read_responses(&mut s, 1).len(), 1);
     assert!(
@@ -553,8 +401,8 @@ fn sequential_is_not_stalled_by_a_silent_client() {
 
 #[test]
 fn sequential_sigterm_during_an_idle_connection_exits_promptly() {
-    let srv = Server::start(&["--mode", "sequential"]);
-    let mut s = srv.connect();
+    let srv = SEQUENTIAL.start(&[]);
+    let mut s = connect(srv.addr());
     s.write_all(GET).unwrap();
     assert_eq!(read_responses(&mut s, 1).len(), 1);
     // The connection stays open and idle; SIGTERM must not wait for it.

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{counter, signal, Client, Mode, Server};
+use common::{counter, eventually, signal, Client, Mode, Server};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
 
@@ -62,20 +62,6 @@ fn tree_cpu_ticks(pid: u32) -> u64 {
 fn clock_ticks_per_s() -> u64 {
     // SAFETY: sysconf takes an integer and touches no memory.
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
-}
-
-/// Poll `cond` every 20 ms until it holds or `limit` passes.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// One keep-alive request on a fresh connection; how long the answer took.

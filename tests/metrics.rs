@@ -14,124 +14,38 @@
 //!   built from both sets of samples.
 //! - The endpoint's 404 and Content-Type.
 
+#[macro_use]
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::{signal, Server};
 use okring::stats::{new_histogram, read_hlog, record_ns, write_hgrm, HlogWriter};
 
 const BIN: &str = env!("CARGO_BIN_EXE_okring");
-/// Longest wait for the `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for exit after SIGTERM.
-const STOP_TIMEOUT: Duration = Duration::from_secs(6);
 /// Longest wait for the workers' snapshots to catch up with the load.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A running `okring serve` with its stderr collected.
-struct Server {
-    child: Child,
-    port: u16,
-    metrics: String,
-    stderr: Arc<Mutex<String>>,
+/// `GET /metrics` from the endpoint at `metrics`: the parsed exposition,
+/// after checking the status line and the Content-Type.
+fn scrape(metrics: SocketAddr) -> Exposition {
+    let raw = http_get(metrics, "/metrics");
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    Exposition::parse(body)
 }
 
-impl Server {
-    /// Start `okring serve --bind 127.0.0.1:0 <args>`; the error is its
-    /// stderr when it exits before listening (e.g. no io_uring here).
-    fn try_start(args: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn okring");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let pipe = child.stderr.take().expect("stderr piped");
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                let mut metrics = String::new();
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(url) = line.split("metrics on http://").nth(1) {
-                        metrics = url.trim_end_matches("/metrics").to_string();
-                    }
-                    if let Some(addr) = line.split("listening on ").nth(1) {
-                        let port = addr.rsplit(':').next().and_then(|p| p.trim().parse().ok());
-                        let _ = tx.send((port, metrics.clone()));
-                    }
-                    let mut s = stderr.lock().unwrap();
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            });
-        }
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok((Some(port), metrics)) => Ok(Server {
-                child,
-                port,
-                metrics,
-                stderr,
-            }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                Err(stderr.lock().unwrap().clone())
-            }
-        }
-    }
-
-    fn start(args: &[&str]) -> Server {
-        Server::try_start(args).unwrap_or_else(|e| panic!("okring {args:?} did not start:\n{e}"))
-    }
-
-    /// `GET /metrics`: (status line, headers, body).
-    fn scrape(&self) -> Exposition {
-        let raw = http_get(&self.metrics, "/metrics");
-        assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
-        assert!(
-            head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
-            "{head}"
-        );
-        Exposition::parse(body)
-    }
-
-    /// SIGTERM, wait (bounded), return all of stderr.
-    fn stop(mut self) -> String {
-        // SAFETY: kill(2) takes no pointers.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            if t0.elapsed() > STOP_TIMEOUT {
-                panic!("no exit after SIGTERM:\n{}", self.stderr.lock().unwrap());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let text = self.stderr.lock().unwrap().clone();
-        text
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One request to `addr` (host:port), the whole response as text.
-fn http_get(addr: &str, path: &str) -> String {
+/// One request to `addr`, the whole response as text.
+fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect to the metrics endpoint");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
@@ -246,12 +160,12 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Run `okring load` for 2 s (no warm-up) against `port` as a child;
+/// Run `okring load` for 2 s (no warm-up) against `addr` as a child;
 /// returns the child and its JSON path.
-fn start_load(port: u16, dir: &Path) -> (Child, PathBuf) {
+fn start_load(addr: SocketAddr, dir: &Path) -> (Child, PathBuf) {
     let json = dir.join("load.json");
     let child = Command::new(BIN)
-        .args(["load", &format!("http://127.0.0.1:{port}/")])
+        .args(["load", &format!("http://{addr}/")])
         .args(["-c", "4", "-d", "2s", "--warmup", "0s", "--json"])
         .arg(&json)
         .stdin(Stdio::null())
@@ -266,14 +180,15 @@ fn start_load(port: u16, dir: &Path) -> (Child, PathBuf) {
 /// compare with the load generator's count; then stop the server and
 /// check its `--hlog`.
 fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
-    let before = server.scrape();
+    let metrics = server.metrics_addr();
+    let before = scrape(metrics);
     validate(&before.text);
     assert_eq!(before.get("okring_requests_total"), 0.0);
-    let (load, json) = start_load(server.port, dir);
+    let (load, json) = start_load(server.addr(), dir);
     std::thread::sleep(Duration::from_millis(900));
-    let mid1 = server.scrape();
+    let mid1 = scrape(metrics);
     std::thread::sleep(Duration::from_millis(400));
-    let mid2 = server.scrape();
+    let mid2 = scrape(metrics);
     validate(&mid2.text);
     assert!(
         mid1.get("okring_requests_total") > 0.0,
@@ -303,7 +218,7 @@ fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
     // Snapshots trail the workers by up to a few ticks: wait for them.
     let t0 = Instant::now();
     let after = loop {
-        let e = server.scrape();
+        let e = scrape(metrics);
         if e.get("okring_requests_total") as u64 == sent || t0.elapsed() > SETTLE_TIMEOUT {
             break e;
         }
@@ -322,7 +237,7 @@ fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
     }
     assert!(after.get("okring_uptime_seconds") > mid2.get("okring_uptime_seconds"));
 
-    let stderr = server.stop();
+    let (_, stderr) = server.stop();
     assert!(
         stderr.contains(&format!(" {sent} requests (")),
         "the exit summary counts {sent} requests:\n{stderr}"
@@ -340,18 +255,21 @@ fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
 fn epoll_metrics_match_the_load_generator() {
     let dir = temp_dir("epoll");
     let hlog = dir.join("server.hlog");
-    let server = Server::start(&[
-        "--mode",
-        "epoll",
-        "--threads",
-        "2",
-        "--metrics",
-        "127.0.0.1:0",
-        "--hlog",
-        hlog.to_str().unwrap(),
-        "--interval",
-        "500ms",
-    ]);
+    let server = Server::start(
+        &[
+            "--mode",
+            "epoll",
+            "--threads",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+            "--hlog",
+            hlog.to_str().unwrap(),
+            "--interval",
+            "500ms",
+        ],
+        &[],
+    );
     scrape_during_load(server, &dir, &hlog);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -360,16 +278,19 @@ fn epoll_metrics_match_the_load_generator() {
 fn uring_metrics_match_the_load_generator() {
     let dir = temp_dir("uring");
     let hlog = dir.join("server.hlog");
-    let server = match Server::try_start(&[
-        "--mode",
-        "uring",
-        "--threads",
-        "2",
-        "--metrics",
-        "127.0.0.1:0",
-        "--hlog",
-        hlog.to_str().unwrap(),
-    ]) {
+    let server = match Server::try_start(
+        &[
+            "--mode",
+            "uring",
+            "--threads",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+            "--hlog",
+            hlog.to_str().unwrap(),
+        ],
+        &[],
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("note: skipping the uring case, io_uring is unavailable here:\n{e}");
@@ -384,32 +305,39 @@ fn uring_metrics_match_the_load_generator() {
 fn prefork_metrics_are_merged_across_workers() {
     let dir = temp_dir("prefork");
     let hlog = dir.join("server.hlog");
-    let server = Server::start(&[
-        "--mode",
-        "prefork",
-        "--workers",
-        "2",
-        "--metrics",
-        "127.0.0.1:0",
-        "--hlog",
-        hlog.to_str().unwrap(),
-    ]);
+    let server = Server::start(
+        &[
+            "--mode",
+            "prefork",
+            "--workers",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+            "--hlog",
+            hlog.to_str().unwrap(),
+        ],
+        &[],
+    );
     scrape_during_load(server, &dir, &hlog);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn prefork_counters_survive_a_worker_restart() {
-    let server = Server::start(&[
-        "--mode",
-        "prefork",
-        "--workers",
-        "1",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let server = Server::start(
+        &[
+            "--mode",
+            "prefork",
+            "--workers",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let metrics = server.metrics_addr();
     let send = |n: usize| {
-        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let mut s = TcpStream::connect(server.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let req = "GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(n - 1)
             + "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -421,7 +349,7 @@ fn prefork_counters_survive_a_worker_restart() {
     let wait_for = |n: f64| {
         let t0 = Instant::now();
         loop {
-            let e = server.scrape();
+            let e = scrape(metrics);
             if e.get("okring_requests_total") == n || t0.elapsed() > SETTLE_TIMEOUT {
                 return e;
             }
@@ -431,18 +359,17 @@ fn prefork_counters_survive_a_worker_restart() {
     send(5);
     assert_eq!(wait_for(5.0).get("okring_requests_total"), 5.0);
     // Kill the worker: its counts stay, its replacement adds to them.
-    let master = server.child.id();
+    let master = server.pid();
     let worker = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
         .expect("/proc children list")
         .split_whitespace()
         .next()
-        .and_then(|p| p.parse::<i32>().ok())
+        .and_then(|p| p.parse::<u32>().ok())
         .expect("a worker process");
-    // SAFETY: kill(2) takes no pointers.
-    unsafe { libc::kill(worker, libc::SIGKILL) };
+    signal(worker, libc::SIGKILL);
     let t0 = Instant::now();
     loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port)) {
+        if let Ok(mut s) = TcpStream::connect(server.addr()) {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                 .is_ok()
@@ -466,20 +393,23 @@ fn prefork_counters_survive_a_worker_restart() {
 
 #[test]
 fn endpoint_answers_only_metrics() {
-    let server = Server::start(&[
-        "--mode",
-        "epoll",
-        "--threads",
-        "1",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
-    let nf = http_get(&server.metrics, "/");
+    let server = Server::start(
+        &[
+            "--mode",
+            "epoll",
+            "--threads",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let nf = http_get(server.metrics_addr(), "/");
     assert!(nf.starts_with("HTTP/1.1 404 "), "{nf}");
     assert!(nf.contains("\r\nConnection: close\r\n"), "{nf}");
-    let ok = http_get(&server.metrics, "/metrics?x=1");
+    let ok = http_get(server.metrics_addr(), "/metrics?x=1");
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-    assert!(!server.stderr.lock().unwrap().contains("listening on http"));
+    assert!(!server.stderr_so_far().contains("listening on http"));
 }
 
 #[test]

@@ -492,19 +492,19 @@ pub struct LoadResult {
 impl LoadResult {
     /// Responses per second over `elapsed`.
     pub fn requests_per_sec(&self) -> f64 {
-        let s = self.elapsed.as_secs_f64();
-        if s > 0.0 {
-            self.requests as f64 / s
-        } else {
-            0.0
-        }
+        self.per_sec(self.requests)
     }
 
     /// Bytes read per second over `elapsed`.
     pub fn bytes_per_sec(&self) -> f64 {
+        self.per_sec(self.bytes_read)
+    }
+
+    /// `n` per second over `elapsed`; 0 when no time elapsed.
+    fn per_sec(&self, n: u64) -> f64 {
         let s = self.elapsed.as_secs_f64();
         if s > 0.0 {
-            self.bytes_read as f64 / s
+            n as f64 / s
         } else {
             0.0
         }

@@ -122,6 +122,27 @@ pub(crate) struct ThreadOut {
     pub finished_ns: u64,
 }
 
+impl ThreadOut {
+    /// Nothing counted yet: zero counts, empty histograms, no intervals.
+    fn empty() -> ThreadOut {
+        ThreadOut {
+            requests: 0,
+            errors: ErrorCounts::default(),
+            latency: new_histogram(),
+            uncorrected: new_histogram(),
+            lag: new_histogram(),
+            late_sends: 0,
+            sends: 0,
+            intervals: Vec::new(),
+            bytes_read: 0,
+            bytes_written: 0,
+            reconnects: 0,
+            measure_start_ns: 0,
+            finished_ns: 0,
+        }
+    }
+}
+
 /// Recorders, gated on the measured window.
 struct Stats {
     open: bool,
@@ -304,21 +325,7 @@ impl<'p> Core<'p> {
                 interval_ns: plan.interval_ns.unwrap_or(0),
                 next_interval: u64::MAX,
                 interval_h: new_histogram(),
-                out: ThreadOut {
-                    requests: 0,
-                    errors: ErrorCounts::default(),
-                    latency: new_histogram(),
-                    uncorrected: new_histogram(),
-                    lag: new_histogram(),
-                    late_sends: 0,
-                    sends: 0,
-                    intervals: Vec::new(),
-                    bytes_read: 0,
-                    bytes_written: 0,
-                    reconnects: 0,
-                    measure_start_ns: 0,
-                    finished_ns: 0,
-                },
+                out: ThreadOut::empty(),
             },
             comps: Vec::with_capacity(connections * 3 + 16),
         }
@@ -416,24 +423,7 @@ impl<'p> Core<'p> {
                 .intervals
                 .push((start - s.out.measure_start_ns, s.out.finished_ns - start, h));
         }
-        std::mem::replace(
-            &mut self.stats.out,
-            ThreadOut {
-                requests: 0,
-                errors: ErrorCounts::default(),
-                latency: new_histogram(),
-                uncorrected: new_histogram(),
-                lag: new_histogram(),
-                late_sends: 0,
-                sends: 0,
-                intervals: Vec::new(),
-                bytes_read: 0,
-                bytes_written: 0,
-                reconnects: 0,
-                measure_start_ns: 0,
-                finished_ns: 0,
-            },
-        )
+        std::mem::replace(&mut self.stats.out, ThreadOut::empty())
     }
 
     fn poll<I: Io>(&mut self, io: &mut I, timeout_ns: u64) -> Result<(), String> {

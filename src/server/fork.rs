@@ -39,10 +39,10 @@ use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::time::Instant;
 
 use super::conn::{ConnCore, WorkerCtx};
-use super::sequential::{serve_conn, StopSignals, READ_BUF_LEN, TICK_MS};
+use super::sequential::{open_single_acceptor, serve_conn, StopSignals, READ_BUF_LEN, TICK_MS};
 use crate::cli::ServeConfig;
 use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
-use crate::sys::{self, Forked, SignalFd};
+use crate::sys::{self, Forked};
 
 /// Connections accepted per listener wake-up before the loop looks at
 /// signals and statistics again.
@@ -57,16 +57,7 @@ const STATS_DGRAM_MAX_BYTES: usize = 1 << 20;
 /// children's page faults and context switches) and writes `--hist-out`.
 /// Errors: bind, signalfd or socketpair failure, pinning.
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
-    let sigfd = SignalFd::for_stop_and_child().map_err(|e| format!("signalfd: {e}"))?;
-    let mut sig = StopSignals::new(sigfd, false);
-    if let Some(&cpu) = cfg.pin_cpus.first() {
-        sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
-    }
-    let listener =
-        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("getsockname: {e}"))?;
+    let (mut sig, listener, local) = open_single_acceptor(cfg, false)?;
     let (stats_rx, stats_tx) = sys::dgram_pair().map_err(|e| format!("socketpair: {e}"))?;
     eprintln!(
         "okring: fork mode (one process per connection, at most {} live), 1 acceptor, listening on {local}",

@@ -18,7 +18,7 @@
 //!
 //! Owns: the listener, the signalfd, and the one connection being served.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
@@ -87,16 +87,7 @@ impl StopSignals {
 /// Run `--mode sequential` until SIGINT/SIGTERM; prints the summary and
 /// writes `--hist-out`. Errors: bind failure, signalfd failure, pinning.
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
-    let sigfd = SignalFd::for_stop_and_child().map_err(|e| format!("signalfd: {e}"))?;
-    let mut sig = StopSignals::new(sigfd, true);
-    if let Some(&cpu) = cfg.pin_cpus.first() {
-        sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
-    }
-    let listener =
-        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("getsockname: {e}"))?;
+    let (mut sig, listener, local) = open_single_acceptor(cfg, true)?;
     eprintln!(
         "okring: sequential mode (one connection at a time, poll), 1 worker, listening on {local}"
     );
@@ -130,6 +121,29 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         super::write_hist(path, &ctx.stats)?;
     }
     Ok(())
+}
+
+/// Start-up of the modes with one acceptor (sequential, fork): the
+/// SIGINT/SIGTERM/SIGCHLD signalfd (`force_on_second`: see
+/// [`StopSignals`]), pinning to the first `--pin` CPU, and the nonblocking
+/// listener on `cfg.bind` with its bound address (port 0 resolved).
+/// Errors: one line naming the failed step (signalfd, pinning, bind,
+/// getsockname).
+pub(super) fn open_single_acceptor(
+    cfg: &ServeConfig,
+    force_on_second: bool,
+) -> Result<(StopSignals, TcpListener, SocketAddr), String> {
+    let sigfd = SignalFd::for_stop_and_child().map_err(|e| format!("signalfd: {e}"))?;
+    let sig = StopSignals::new(sigfd, force_on_second);
+    if let Some(&cpu) = cfg.pin_cpus.first() {
+        sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
+    }
+    let listener =
+        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?;
+    Ok((sig, listener, local))
 }
 
 /// Wait (poll) for a connection or a signal; accept one connection,

@@ -7,7 +7,9 @@
 //!   arguments), learn the port from the one `listening on <ip>:<port>`
 //!   stderr line (a channel with a 10 s bound, never a fixed port or a sleep
 //!   loop), forward every stderr line to the test's output, stop with
-//!   SIGTERM and collect the exit status and stderr; `Drop` kills it.
+//!   SIGTERM and collect the exit status and stderr; `Drop` kills it;
+//!   [`Server::metrics_addr`] reads the `--metrics` endpoint's address.
+//! - [`eventually`]: poll a condition with a time bound.
 //! - Client helpers: [`connect`] (TCP_NODELAY, a read timeout),
 //!   [`read_response`] (one response framed by `Content-Length`; a HEAD
 //!   response carries no body), [`expect_eof`], [`assert_fixed_ok`].
@@ -303,6 +305,21 @@ impl Server {
             .join("\n")
     }
 
+    /// The address of the `--metrics` endpoint, from the server's
+    /// `metrics on http://ADDR/metrics` line. The server prints that line
+    /// before `listening on`, so it is already here once `start` returns;
+    /// panics (with stderr) when the server was started without `--metrics`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .find_map(|l| {
+                let url = l.split("metrics on http://").nth(1)?;
+                url.trim_end_matches("/metrics").parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no `metrics on` line in:\n{}", lines.join("\n")))
+    }
+
     /// Resident set size of the server process, bytes (from /proc/PID/status).
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -341,6 +358,21 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         .trim_end_matches(',')
         .parse()
         .ok()
+}
+
+/// Poll `cond` every 20 ms until it holds (`true`) or `limit` passes
+/// (`false`).
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Run a command to completion and return (exit status, stderr).
