@@ -25,8 +25,7 @@ pub struct WorkerCtx {
     pub linger_ns: u64,
     pub max_conns: usize,
     /// Copies `stats` to the live metrics on [`tick`](Self::tick) when
-    /// `--metrics`/`--hlog` installed one for this thread
-    /// ([`super::live::install`]); `None` otherwise.
+    /// `--metrics` or `--hlog` is given; `None` otherwise.
     pub publisher: Option<super::live::Publisher>,
 }
 
@@ -39,7 +38,9 @@ pub const LINGER_MS: u64 = 2000;
 pub const OUT_HIGH_WATER_BYTES: usize = 64 * 1024;
 
 impl WorkerCtx {
-    pub fn new(cfg: &ServeConfig) -> Self {
+    /// `publisher`: where the worker's tick publishes snapshots when
+    /// `--metrics` or `--hlog` asked for them (None otherwise).
+    pub fn new(cfg: &ServeConfig, publisher: Option<super::live::Publisher>) -> Self {
         WorkerCtx {
             limits: cfg.limits,
             responder: Responder::new(&cfg.body),
@@ -49,7 +50,7 @@ impl WorkerCtx {
             idle_timeout_ns: cfg.idle_timeout.as_nanos() as u64,
             linger_ns: LINGER_MS * 1_000_000,
             max_conns: cfg.max_conns,
-            publisher: super::live::take_installed(),
+            publisher,
         }
     }
 

@@ -125,6 +125,7 @@ pub fn run_worker(
     cfg: &ServeConfig,
     stop: &Stop,
     ready: &Ready,
+    publisher: Option<super::live::Publisher>,
 ) -> Result<WorkerStats, String> {
     let ep = match Epoll::new() {
         Ok(ep) => ep,
@@ -158,7 +159,7 @@ pub fn run_worker(
         ep,
         listener: Some(listener),
         conns: Slab::new(),
-        ctx: WorkerCtx::new(cfg),
+        ctx: WorkerCtx::new(cfg, publisher),
         rbuf: vec![0; READ_BUF_LEN],
         accept_paused_until: None,
         draining: false,

@@ -70,7 +70,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     // Built once here and inherited by every child copy-on-write, so a
     // child touches only the pages it writes (histogram buckets it records
     // into, the buffers it uses) instead of allocating its own.
-    let mut template = WorkerCtx::new(cfg);
+    let mut template = WorkerCtx::new(cfg, None);
     let mut core = ConnCore::new(0);
     let mut rbuf = vec![0u8; READ_BUF_LEN];
     let mut dgram = vec![0u8; STATS_DGRAM_MAX_BYTES];

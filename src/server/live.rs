@@ -4,13 +4,12 @@
 //!
 //! # How statistics leave the workers
 //!
-//! Only when `--metrics` or `--hlog` is given: the thread that starts a
-//! worker installs a [`Publisher`] for that thread ([`install`]) before the
-//! loop builds its [`super::conn::WorkerCtx`], which takes it
-//! ([`take_installed`]). On its timer tick (every 100 ms in both loops) the
-//! worker copies its [`WorkerStats`] into its slot of the shared [`Live`]
-//! object, at most every [`PUBLISH_INTERVAL_NS`]. Without the flags nothing
-//! is installed and the tick does nothing more than before. When a worker
+//! Only when `--metrics` or `--hlog` is given: each worker's `run_worker`
+//! gets a [`Publisher`], kept in its [`super::conn::WorkerCtx`]. On its
+//! timer tick (every 100 ms in both loops) the worker copies its
+//! [`WorkerStats`] into its slot of the shared [`Live`] object, at most
+//! every [`PUBLISH_INTERVAL_NS`]. Without the flags there is no publisher
+//! and the tick does nothing more than before. When a worker
 //! stops, its final statistics are published too, so a scrape or the last
 //! log interval after shutdown counts every request.
 //!
@@ -40,7 +39,6 @@
 //! It does not record anything on the request path, and the endpoint does
 //! not keep connections alive or speak TLS.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -233,21 +231,6 @@ impl Publisher {
     pub fn publish_now(&mut self, s: &WorkerStats) {
         self.live.publish(self.id, s);
     }
-}
-
-thread_local! {
-    static INSTALLED: RefCell<Option<Publisher>> = const { RefCell::new(None) };
-}
-
-/// Hand `p` to the next [`take_installed`] on this thread (the worker loop
-/// about to start here).
-pub fn install(p: Publisher) {
-    INSTALLED.with(|c| *c.borrow_mut() = Some(p));
-}
-
-/// The publisher [`install`]ed on this thread, if any (once).
-pub fn take_installed() -> Option<Publisher> {
-    INSTALLED.with(|c| c.borrow_mut().take())
 }
 
 /// Bind the metrics listener on `addr` (port 0 picks one). Errors: one

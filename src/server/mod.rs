@@ -4,7 +4,7 @@
 //! # The contract of a mode
 //!
 //! Each thread mode is one file exporting
-//! `fn run_worker(id, listener, cfg, stop, ready) -> Result<WorkerStats, String>`:
+//! `fn run_worker(id, listener, cfg, stop, ready, publisher) -> Result<WorkerStats, String>`:
 //! - it runs on its own thread, builds its own kernel objects there (a ring
 //!   or an epoll instance — never shared, never created before the thread),
 //!   and owns `listener` (its SO_REUSEPORT socket) and every connection it
@@ -22,9 +22,8 @@
 //! counters summed), prints a summary to stderr and writes `--hist-out`.
 //! A second signal exits at once.
 //!
-//! With `--metrics` or `--hlog`, `serve` also installs a
-//! [`live::Publisher`] on each worker thread before `run_worker` (the
-//! loop's [`conn::WorkerCtx`] takes it and publishes on its tick), serves
+//! With `--metrics` or `--hlog`, `serve` also hands each worker a
+//! [`live::Publisher`] (its [`conn::WorkerCtx`] publishes on the tick), serves
 //! `/metrics` from a thread of its own and writes the interval log from
 //! another ([`live`]).
 //!
@@ -199,10 +198,8 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         let h = std::thread::Builder::new()
             .name(format!("okring-{}-{id}", mode.name()))
             .spawn(move || {
-                if let Some(live) = &live {
-                    live::install(live::Publisher::new(live.clone(), id));
-                }
-                let r = run_worker(mode, id, listener, &cfg, &stop, &ready);
+                let publisher = live.as_ref().map(|l| live::Publisher::new(l.clone(), id));
+                let r = run_worker(mode, id, listener, &cfg, &stop, &ready, publisher);
                 if let (Some(live), Ok(s)) = (&live, &r) {
                     live.publish(id, s);
                 }
@@ -278,6 +275,7 @@ fn run_worker(
     cfg: &ServeConfig,
     stop: &Stop,
     ready: &Ready,
+    publisher: Option<live::Publisher>,
 ) -> Result<WorkerStats, String> {
     if !cfg.pin_cpus.is_empty() {
         let cpu = cfg.pin_cpus[id % cfg.pin_cpus.len()];
@@ -288,8 +286,8 @@ fn run_worker(
         }
     }
     match mode {
-        Mode::Uring => uring::run_worker(id, listener, cfg, stop, ready),
-        Mode::Epoll => epoll::run_worker(id, listener, cfg, stop, ready),
+        Mode::Uring => uring::run_worker(id, listener, cfg, stop, ready, publisher),
+        Mode::Epoll => epoll::run_worker(id, listener, cfg, stop, ready, publisher),
     }
 }
 

@@ -570,9 +570,7 @@ fn worker_run(
     // Live snapshots: the loop publishes into a one-slot Live, the signal
     // thread forwards it as `P` frames; `P` and `S` writes share a lock.
     let live = cfg.live().then(|| live::Live::new(1));
-    if let Some(l) = &live {
-        live::install(live::Publisher::new(l.clone(), 0));
-    }
+    let publisher = live.as_ref().map(|l| live::Publisher::new(l.clone(), 0));
     let write_lock = Arc::new(Mutex::new(()));
     {
         let stop = stop.clone();
@@ -639,8 +637,8 @@ fn worker_run(
         sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
     }
     let stats = match cfg.worker_loop {
-        WorkerLoop::Epoll => epoll::run_worker(id, listener, cfg, &stop, &ready_tx)?,
-        WorkerLoop::Uring => uring::run_worker(id, listener, cfg, &stop, &ready_tx)?,
+        WorkerLoop::Epoll => epoll::run_worker(id, listener, cfg, &stop, &ready_tx, publisher)?,
+        WorkerLoop::Uring => uring::run_worker(id, listener, cfg, &stop, &ready_tx, publisher)?,
     };
     let _g = write_lock.lock().unwrap_or_else(|e| e.into_inner());
     write_frame(tx, TAG_STATS, &worker_stats_to_bytes(&stats))

@@ -94,7 +94,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
 
     let started = Instant::now();
     let cpu_before = sys::process_cpu_time();
-    let mut ctx = WorkerCtx::new(cfg);
+    let mut ctx = WorkerCtx::new(cfg, None);
     let mut core = ConnCore::new(0);
     let mut rbuf = vec![0u8; READ_BUF_LEN];
     let mut sendbuf = Vec::new();

@@ -311,6 +311,7 @@ pub fn run_worker(
     cfg: &ServeConfig,
     stop: &Stop,
     ready: &Ready,
+    publisher: Option<super::live::Publisher>,
 ) -> Result<WorkerStats, String> {
     let multishot_recv =
         cfg.uring_tier == UringTier::Auto && sys::kernel_version().is_none_or(|v| v >= (6, 0));
@@ -334,7 +335,7 @@ pub fn run_worker(
         ring,
         bufs,
         conns: Slab::new(),
-        ctx: WorkerCtx::new(cfg),
+        ctx: WorkerCtx::new(cfg, publisher),
         sqes: Vec::with_capacity(256),
         cqes: Vec::with_capacity(1024),
         listener: Some(listener),
