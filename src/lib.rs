@@ -14,6 +14,20 @@
 //! - [`cli`]: argument parsing into validated configuration.
 
 pub mod bench;
+/// `eprintln!` in one write(2): Rust's stderr is unbuffered, so
+/// `eprintln!` can split a line into several writes, and a script reading
+/// the `listening on` line may see half of it. Status lines go through
+/// this instead.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 pub mod cli;
 pub mod http;
 pub mod load;

@@ -13,7 +13,7 @@ fn main() {
         Command::Report(args) => okring::report::main(&args),
     };
     if let Err(msg) = result {
-        eprintln!("okring: error: {msg}");
+        okring::say!("okring: error: {msg}");
         std::process::exit(1);
     }
 }

@@ -99,15 +99,17 @@ pub fn reuseport_listener(addr: SocketAddr, nonblocking: bool) -> io::Result<Tcp
     Ok(sock.into())
 }
 
-/// Bind `n` SO_REUSEPORT listeners on `addr`. When the port is 0 the first
-/// bind picks a free port and the rest bind to that same port.
+/// Bind `n` SO_REUSEPORT listeners on `addr`, all on one port: the port
+/// is claimed first with [`claim_port`], so port 0 becomes a free port and
+/// a port another server already listens on is an error, SO_REUSEPORT
+/// notwithstanding.
 pub fn reuseport_listeners(
     addr: SocketAddr,
     n: usize,
     nonblocking: bool,
 ) -> Result<Vec<TcpListener>, String> {
     let mut out = Vec::with_capacity(n);
-    let mut bound = addr;
+    let mut bound = claim_port(addr).map_err(|e| bind_error(addr, &e))?;
     for _ in 0..n {
         let l = reuseport_listener(bound, nonblocking).map_err(|e| bind_error(addr, &e))?;
         bound = l.local_addr().map_err(|e| format!("getsockname: {e}"))?;
@@ -116,11 +118,37 @@ pub fn reuseport_listeners(
     Ok(out)
 }
 
+/// Check that nobody listens on `addr` and resolve port 0 to a free port.
+///
+/// SO_REUSEPORT lets any socket of the same user with the option set bind
+/// the same port, so a second okring on a busy port would silently share
+/// its connections with the first and spoil both measurements. A probe
+/// socket *without* SO_REUSEPORT (with SO_REUSEADDR, so TIME_WAIT
+/// connections do not count) conflicts with any listener there: its bind
+/// fails with EADDRINUSE. The probe is closed before the real listeners
+/// bind; the window between the two is a few microseconds.
+pub fn claim_port(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let probe = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into())?;
+    probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+}
+
 /// One-line message for a failed bind, naming the fix.
 pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) => {
-            format!("cannot listen on {addr}: address in use (pick another --bind port, or 0 for a free one)")
+            format!("cannot listen on {addr}: address in use — another server (perhaps another okring) listens there (stop it, pick another --bind port, or 0 for a free one)")
         }
         Some(libc::EACCES) => {
             format!("cannot listen on {addr}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)")

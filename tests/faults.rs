@@ -453,8 +453,24 @@ event_loop_test!(second_signal);
 // io_uring denied by seccomp (Docker's default profile).
 // ---------------------------------------------------------------------------
 
-fn run_denied(errno: &str, mode: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deny-io-uring"))
+const DENY: &str = env!("CARGO_BIN_EXE_deny-io-uring");
+
+/// `okring serve --mode auto` under `deny-io-uring --errno ERRNO`: it must
+/// start (on epoll) and serve; returns the exit code after SIGTERM and the
+/// whole stderr. The server is killed if the test fails midway.
+fn run_denied_auto(errno: &str) -> (Option<i32>, String) {
+    let wrapper = [DENY, "--errno", errno, "--"];
+    let server = Server::try_start_under(&wrapper, &["--threads", "1", "--mode", "auto"], &[])
+        .unwrap_or_else(|e| panic!("auto mode did not start under {errno}: {e}"));
+    assert!(timed_get(server.addr()) < Duration::from_secs(5));
+    let (st, err) = server.stop();
+    (st.code(), err)
+}
+
+/// `okring serve --mode uring` under `deny-io-uring --errno ERRNO`: it must
+/// exit by itself (bounded wait; killed and failed otherwise).
+fn run_denied_uring(errno: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(DENY)
         .args(["--errno", errno, "--", env!("CARGO_BIN_EXE_okring")])
         .args([
             "serve",
@@ -463,47 +479,32 @@ fn run_denied(errno: &str, mode: &str) -> (Option<i32>, String) {
             "--threads",
             "1",
             "--mode",
-            mode,
+            "uring",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn deny-io-uring");
-    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    // Read whole lines until the listening line (auto) or EOF (uring exits).
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        match std::io::BufRead::read_line(&mut stderr, &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                text.push_str(&line);
-                if line.contains("listening on") {
-                    break;
-                }
-            }
-        }
+    let exited = common::eventually(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("--mode uring kept running with io_uring denied ({errno})");
     }
-    if text.contains("listening on") {
-        // Serve one request through the fallback, then stop it.
-        let addr: SocketAddr = text
-            .split("listening on ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .expect("address");
-        assert!(timed_get(addr) < Duration::from_secs(5));
-        signal(child.id(), libc::SIGTERM);
-    }
-    let status = child.wait().expect("wait");
-    (status.code(), text)
+    let out = child.wait_with_output().expect("collect stderr");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn seccomp_denied_auto_falls_back_to_epoll() {
     for errno in ["EPERM", "ENOSYS"] {
-        let (code, err) = run_denied(errno, "auto");
+        let (code, err) = run_denied_auto(errno);
         assert_eq!(code, Some(0), "{err}");
         let why = err
             .lines()
@@ -517,7 +518,7 @@ fn seccomp_denied_auto_falls_back_to_epoll() {
 #[test]
 fn seccomp_denied_uring_exits_with_one_line() {
     for errno in ["EPERM", "ENOSYS"] {
-        let (code, err) = run_denied(errno, "uring");
+        let (code, err) = run_denied_uring(errno);
         assert_ne!(code, Some(0), "{err}");
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {err}");
@@ -527,4 +528,29 @@ fn seccomp_denied_uring_exits_with_one_line() {
         );
         assert!(lines[0].contains(errno), "{err}");
     }
+}
+
+/// SO_REUSEPORT must not let a second server share a busy port: it would
+/// silently take half the connections and spoil both measurements.
+#[test]
+fn second_server_on_a_busy_port_is_refused() {
+    let first = Server::start(&["--mode", "epoll"], &[]);
+    let bind = first.addr().to_string();
+    for mode in [
+        &["--mode", "uring"][..],
+        &["--mode", "epoll"],
+        &["--mode", "prefork"],
+        &["--mode", "sequential"],
+        &["--mode", "fork"],
+    ] {
+        let (st, err) = common::run_okring(&[&["serve", "--bind", &bind][..], mode].concat());
+        assert!(!st.success(), "{mode:?} started on a busy port: {err}");
+        assert!(
+            err.starts_with("okring: error: cannot listen on") && err.contains("address in use"),
+            "{mode:?}: {err}"
+        );
+    }
+    assert!(timed_get(first.addr()) < Duration::from_secs(5));
+    let (st, err) = first.stop();
+    assert!(st.success(), "{err}");
 }

@@ -59,7 +59,7 @@ const STATS_DGRAM_MAX_BYTES: usize = 1 << 20;
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let (mut sig, listener, local) = open_single_acceptor(cfg, false)?;
     let (stats_rx, stats_tx) = sys::dgram_pair().map_err(|e| format!("socketpair: {e}"))?;
-    eprintln!(
+    crate::say!(
         "okring: fork mode (one process per connection, at most {} live), 1 acceptor, listening on {local}",
         cfg.max_children
     );
@@ -94,7 +94,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         if fds[0].revents != 0 {
             sig.check(now);
             if sig.seen >= 2 {
-                eprintln!(
+                crate::say!(
                     "okring: second signal: killing {} children, exiting without draining",
                     live.len()
                 );
@@ -183,7 +183,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let kid_minflt = kids.minflt - children_before.minflt;
     let switches = (me.nvcsw + me.nivcsw + kids.nvcsw + kids.nivcsw)
         - (self_before.nvcsw + self_before.nivcsw + children_before.nvcsw + children_before.nivcsw);
-    eprintln!(
+    crate::say!(
         "okring: fork: {forked} children, {reports} reported statistics; {:.1} minor page faults per child, {:.2} context switches per request (parent + children)",
         per(kid_minflt, forked),
         per(switches, total.counters.requests),
@@ -236,7 +236,7 @@ fn drain_stats(rx: RawFd, buf: &mut [u8], total: &mut WorkerStats) -> u64 {
                 total.merge(&s);
                 merged += 1;
             }
-            Err(e) => eprintln!("okring: fork: a child's statistics were unreadable: {e}"),
+            Err(e) => crate::say!("okring: fork: a child's statistics were unreadable: {e}"),
         }
     }
 }
@@ -286,7 +286,7 @@ fn child_main(
             e.raw_os_error(),
             Some(libc::ECONNREFUSED) | Some(libc::EPIPE)
         ) {
-            eprintln!(
+            crate::say!(
                 "okring: fork child: cannot report statistics ({} bytes): {e}",
                 frame.len()
             );

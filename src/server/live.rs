@@ -244,7 +244,7 @@ pub fn bind_metrics(addr: SocketAddr) -> Result<TcpListener, String> {
 /// Print the `metrics on http://ADDR/metrics` line for `l` to stderr.
 pub fn announce(l: &TcpListener) {
     if let Ok(a) = l.local_addr() {
-        eprintln!("okring: metrics on http://{a}/metrics");
+        crate::say!("okring: metrics on http://{a}/metrics");
     }
 }
 

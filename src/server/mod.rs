@@ -120,7 +120,9 @@ pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
         ModeArg::Auto => match uring::probe(cfg) {
             Ok(()) => Ok(Mode::Uring),
             Err(why) => {
-                eprintln!("okring: auto mode: using epoll because io_uring is unavailable: {why}");
+                crate::say!(
+                    "okring: auto mode: using epoll because io_uring is unavailable: {why}"
+                );
                 Ok(Mode::Epoll)
             }
         },
@@ -176,7 +178,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                     if seen == 1 {
                         stop.raise();
                     } else {
-                        eprintln!("okring: second signal: exiting without draining");
+                        crate::say!("okring: second signal: exiting without draining");
                         std::process::exit(130);
                     }
                 }
@@ -229,7 +231,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         sig_handle.close();
         return Err(failure);
     }
-    eprintln!(
+    crate::say!(
         "okring: {} mode ({features}), {} worker{}, listening on {local}",
         mode.name(),
         cfg.threads,
@@ -296,7 +298,7 @@ fn run_worker(
 pub(crate) fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Duration) {
     let c = &s.counters;
     let secs = wall.as_secs_f64().max(1e-9);
-    eprintln!(
+    crate::say!(
         "okring: {} mode stopped after {:.1} s: {} requests ({:.0}/s), {} connections, CPU {:.2} s ({:.2} µs/request)",
         name,
         secs,
@@ -306,7 +308,7 @@ pub(crate) fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Du
         cpu.as_secs_f64(),
         if c.requests > 0 { cpu.as_secs_f64() * 1e6 / c.requests as f64 } else { 0.0 },
     );
-    eprintln!(
+    crate::say!(
         "okring: service time (server side, not client latency): {}",
         crate::stats::percentile_summary(&s.service_ns)
     );
@@ -317,9 +319,9 @@ pub(crate) fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Du
         .map(|(n, _, v)| format!("{n}={v}"))
         .collect();
     if nonzero.is_empty() {
-        eprintln!("okring: counters: all zero");
+        crate::say!("okring: counters: all zero");
     } else {
-        eprintln!("okring: counters: {}", nonzero.join(" "));
+        crate::say!("okring: counters: {}", nonzero.join(" "));
     }
 }
 

@@ -128,8 +128,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let listeners = if cfg.reuseport {
         sys::reuseport_listeners(cfg.bind, cfg.workers, nonblocking)?
     } else {
-        vec![sys::reuseport_listener(cfg.bind, nonblocking)
-            .map_err(|e| sys::bind_error(cfg.bind, &e))?]
+        sys::reuseport_listeners(cfg.bind, 1, nonblocking)?
     };
     let local = listeners[0]
         .local_addr()
@@ -207,7 +206,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         WorkerLoop::Epoll => "epoll",
         WorkerLoop::Uring => "uring",
     };
-    eprintln!(
+    crate::say!(
         "okring: prefork mode ({loop_name} workers: {}; {}), {} worker{}, listening on {local}",
         m.features.as_deref().unwrap_or(""),
         if cfg.reuseport {
@@ -318,7 +317,7 @@ impl Master<'_> {
         if fds[0].revents != 0 {
             self.sig.check(self.now_ns());
             if self.sig.seen >= 2 {
-                eprintln!("okring: second signal: killing the workers, exiting without draining");
+                crate::say!("okring: second signal: killing the workers, exiting without draining");
                 self.signal_all(libc::SIGKILL);
                 sys::exit_now(130);
             }
@@ -341,7 +340,7 @@ impl Master<'_> {
                         let s = &mut self.slots[id];
                         s.backoff_ms = (s.backoff_ms * 2).clamp(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
                         s.restart_at_ns = Some(now + s.backoff_ms * 1_000_000);
-                        eprintln!("okring: prefork: {e}; retrying in {} ms", s.backoff_ms);
+                        crate::say!("okring: prefork: {e}; retrying in {} ms", s.backoff_ms);
                     }
                 }
             }
@@ -376,7 +375,7 @@ impl Master<'_> {
                 }
                 Ok(Msg::Error(e)) => {
                     if self.serving {
-                        eprintln!("okring: prefork: worker {id}: {e}");
+                        crate::say!("okring: prefork: worker {id}: {e}");
                     } else {
                         self.setup_error.get_or_insert(e);
                     }
@@ -392,7 +391,7 @@ impl Master<'_> {
                         l.publish(id, &s);
                     }
                 }
-                Err(e) => eprintln!("okring: prefork: worker {id}: unreadable message: {e}"),
+                Err(e) => crate::say!("okring: prefork: worker {id}: unreadable message: {e}"),
             }
         }
         if eof {
@@ -428,7 +427,7 @@ impl Master<'_> {
             ChildEnd::Exited(c) => format!("exited with status {c}"),
             ChildEnd::Signaled(sig) => format!("was killed by signal {sig}"),
         };
-        eprintln!(
+        crate::say!(
             "okring: prefork: worker {id} (pid {pid}) {how} after {lived_ms} ms; restarting in {} ms",
             s.backoff_ms
         );
@@ -453,7 +452,7 @@ impl Master<'_> {
         };
         if Instant::now() >= h.next_due() {
             if let Err(e) = h.write_interval(live) {
-                eprintln!("okring: prefork: {e}; the interval log stops here");
+                crate::say!("okring: prefork: {e}; the interval log stops here");
                 self.hlog = None;
             }
         }
@@ -545,7 +544,7 @@ fn worker_main(
     let code = match run {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            eprintln!("okring: prefork worker {id}: {e}");
+            crate::say!("okring: prefork worker {id}: {e}");
             1
         }
         Err(_) => 101,

@@ -68,7 +68,7 @@ impl StopSignals {
                     if self.seen == 1 {
                         self.since_ns = now_ns;
                     } else if self.force_on_second {
-                        eprintln!("okring: second signal: exiting without draining");
+                        crate::say!("okring: second signal: exiting without draining");
                         sys::exit_now(130);
                     }
                 }
@@ -88,7 +88,7 @@ impl StopSignals {
 /// writes `--hist-out`. Errors: bind failure, signalfd failure, pinning.
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let (mut sig, listener, local) = open_single_acceptor(cfg, true)?;
-    eprintln!(
+    crate::say!(
         "okring: sequential mode (one connection at a time, poll), 1 worker, listening on {local}"
     );
 
@@ -138,8 +138,7 @@ pub(super) fn open_single_acceptor(
     if let Some(&cpu) = cfg.pin_cpus.first() {
         sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
     }
-    let listener =
-        sys::reuseport_listener(cfg.bind, true).map_err(|e| sys::bind_error(cfg.bind, &e))?;
+    let listener = sys::reuseport_listeners(cfg.bind, 1, true)?.remove(0);
     let local = listener
         .local_addr()
         .map_err(|e| format!("getsockname: {e}"))?;
