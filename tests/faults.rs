@@ -88,6 +88,27 @@ fn is_closed(s: &mut TcpStream) -> bool {
     }
 }
 
+/// Bytes waiting in the receive queue of the server's side of the
+/// connection from `peer` (/proc/net/tcp or tcp6, `rx_queue`), if found.
+fn server_rx_queue(server: SocketAddr, peer: SocketAddr) -> Option<u64> {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => String::new(),
+    };
+    let (local, remote) = (hex(server), hex(peer));
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(2) == Some(&remote.as_str()))
+            .then(|| u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
 /// Set SO_LINGER {on, 0 s} so that close(2) sends RST instead of FIN.
 fn set_linger_zero(s: &TcpStream) {
     socket2::SockRef::from(s)
@@ -431,12 +452,24 @@ fn second_signal(mode: &Mode) {
     // A request in progress keeps the drain waiting for its full 2 s.
     let mut c = TcpStream::connect(server.addr()).expect("connect");
     c.write_all(b"GET / HTTP/1.1\r\n").expect("write");
+    // The server must have read those bytes (its side's receive queue is
+    // empty) before the stop, or it would close the connection as idle.
+    let local = c.local_addr().expect("local addr");
+    assert!(
+        common::eventually(Duration::from_secs(5), || server_rx_queue(
+            server.addr(),
+            local
+        ) == Some(0)),
+        "the server never read the partial request"
+    );
     let mut probe = Client::connect(server.addr());
     probe.get_ok();
     let pid = server.pid();
     let t = Instant::now();
     signal(pid, libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    // A repeat within 100 ms counts as the same request (timeout(1)
+    // delivers its signal twice); a person's second Ctrl-C comes later.
+    std::thread::sleep(Duration::from_millis(300));
     signal(pid, libc::SIGTERM);
     let (st, err) = server.wait_exit(Duration::from_secs(5));
     assert!(

@@ -107,6 +107,17 @@ impl Stop {
     }
 }
 
+/// A repeat of the stop signal within this long is the same request
+/// delivered twice — `timeout(1)` signals the command and then its whole
+/// process group, which includes the command — not a second request, ms.
+pub const SIGNAL_REPEAT_MS: u64 = 100;
+
+/// Whether a stop signal `since` the first one is a second request (which
+/// forces an exit without draining) rather than a duplicate delivery.
+pub fn is_second_signal(since: Duration) -> bool {
+    since >= Duration::from_millis(SIGNAL_REPEAT_MS)
+}
+
 /// Set-up outcome a worker reports before it serves: the kernel features
 /// in use (for the start-up line), or why it could not start.
 pub type Ready = Sender<Result<String, String>>;
@@ -172,14 +183,18 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         std::thread::Builder::new()
             .name("okring-signals".into())
             .spawn(move || {
-                let mut seen = 0;
+                let mut first: Option<Instant> = None;
                 for _ in signals.forever() {
-                    seen += 1;
-                    if seen == 1 {
-                        stop.raise();
-                    } else {
-                        crate::say!("okring: second signal: exiting without draining");
-                        std::process::exit(130);
+                    match first {
+                        None => {
+                            first = Some(Instant::now());
+                            stop.raise();
+                        }
+                        Some(t) if is_second_signal(t.elapsed()) => {
+                            crate::say!("okring: second signal: exiting without draining");
+                            std::process::exit(130);
+                        }
+                        Some(_) => {}
                     }
                 }
             })
@@ -232,8 +247,13 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         return Err(failure);
     }
     crate::say!(
-        "okring: {} mode ({features}), {} worker{}, listening on {local}",
+        "okring: {} mode{} ({features}), {} worker{}, listening on {local}",
         mode.name(),
+        if cfg.mode == ModeArg::Auto {
+            ", chosen by --mode auto"
+        } else {
+            ""
+        },
         cfg.threads,
         if cfg.threads == 1 { "" } else { "s" }
     );

@@ -64,6 +64,14 @@ impl StopSignals {
         for sig in self.sigfd.read_all() {
             match sig {
                 libc::SIGINT | libc::SIGTERM => {
+                    if self.seen > 0
+                        && !super::is_second_signal(std::time::Duration::from_nanos(
+                            now_ns.saturating_sub(self.since_ns),
+                        ))
+                    {
+                        // The same stop request delivered twice.
+                        continue;
+                    }
                     self.seen += 1;
                     if self.seen == 1 {
                         self.since_ns = now_ns;
