@@ -60,45 +60,6 @@ const OP_TICK: u64 = 6;
 const OP_WAKE: u64 = 7;
 const OP_CANCEL: u64 = 8;
 
-// io_uring_enter(2) / io_uring_register(2) constants (include/uapi/linux/io_uring.h).
-const IORING_ENTER_GETEVENTS: u32 = 1;
-/// `fd` of io_uring_enter(2) is an index into the thread's registered ring fds (5.18).
-const IORING_ENTER_REGISTERED_RING: u32 = 16;
-/// io_uring_register(2) opcode registering ring fds (5.18).
-const IORING_REGISTER_RING_FDS: libc::c_uint = 20;
-
-/// `struct io_uring_rsrc_update` (include/uapi/linux/io_uring.h).
-#[repr(C)]
-struct RsrcUpdate {
-    offset: u32,
-    resv: u32,
-    data: u64,
-}
-
-/// Register the ring's own fd in this thread's registered-ring table
-/// (IORING_REGISTER_RING_FDS, Linux 5.18), so io_uring_enter(2) can skip
-/// the per-call fd lookup. Returns the table index, or `None` when the
-/// kernel refuses (then the plain fd is used).
-fn register_ring_fd(ring: &IoUring) -> Option<u32> {
-    let mut up = RsrcUpdate {
-        offset: u32::MAX, // any free slot
-        resv: 0,
-        data: ring.as_raw_fd() as u64,
-    };
-    // SAFETY: io_uring_register(2) with a valid ring fd and one
-    // `io_uring_rsrc_update` that lives across the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            ring.as_raw_fd(),
-            IORING_REGISTER_RING_FDS,
-            &mut up as *mut RsrcUpdate,
-            1u32,
-        )
-    };
-    (r == 1).then_some(up.offset)
-}
-
 /// `user_data` = kind (8 bits) | generation (24 bits) | slot (32 bits).
 #[inline]
 fn ud(kind: u64, slot: u32, gen: u32) -> u64 {
@@ -341,11 +302,6 @@ struct Worker<'a> {
     overflow_seen: u32,
     draining: bool,
     stop: &'a Stop,
-    /// `fd` argument of io_uring_enter(2): the registered ring index, or
-    /// the ring's fd when registration was refused.
-    enter_fd: i32,
-    /// IORING_ENTER_REGISTERED_RING when `enter_fd` is an index, else 0.
-    enter_flags: u32,
 }
 
 /// Run one uring worker until `stop`; see the contract in `server/mod.rs`.
@@ -375,13 +331,7 @@ pub fn run_worker(
             ))
         }
     };
-    let (enter_fd, enter_flags) = match register_ring_fd(&ring) {
-        Some(idx) => (idx as i32, IORING_ENTER_REGISTERED_RING),
-        None => (ring.as_raw_fd(), 0),
-    };
     let mut w = Worker {
-        enter_fd,
-        enter_flags,
         ring,
         bufs,
         conns: Slab::new(),
@@ -470,33 +420,9 @@ impl Worker<'_> {
         self.enter(1)
     }
 
-    /// io_uring_enter(2): submit what the SQ holds and wait for `want`
-    /// CQEs, through the registered ring index when there is one.
-    /// GETEVENTS is always set: with DEFER_TASKRUN it is what runs the
-    /// pending completion work, and it flushes an overflowed CQ.
-    fn enter(&mut self, want: u32) -> io::Result<()> {
-        let to_submit = self.ring.submission().len() as u32;
-        // SAFETY: io_uring_enter(2) on this worker's ring (by index or fd);
-        // every submitted SQE points into memory that outlives its op (see
-        // `submit_and_wait`); no argument struct is passed.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_enter,
-                self.enter_fd,
-                to_submit,
-                want,
-                IORING_ENTER_GETEVENTS | self.enter_flags,
-                std::ptr::null::<libc::c_void>(),
-                0usize,
-            )
-        };
-        let res = if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        };
-        match res {
-            Ok(()) => Ok(()),
+    fn enter(&mut self, want: usize) -> io::Result<()> {
+        match self.ring.submit_and_wait(want) {
+            Ok(_) => Ok(()),
             Err(e) => match e.raw_os_error() {
                 // EINTR: a signal; EBUSY: the CQ overflowed and must be
                 // reaped first; EAGAIN: transient kernel memory shortage.
