@@ -208,7 +208,9 @@ def main():
 
     srv = subprocess.Popen(
         [args.okring, "serve", "--mode", args.mode, "--threads", "1", "--bind", f"127.0.0.1:{port}",
-         "--max-conns", str(n + 1000), "--idle-timeout", "300s"],
+         "--max-conns", str(n + 1000), "--idle-timeout", "300s",
+         # Opening tens of thousands of connections takes longer than the 10 s default.
+         "--header-timeout", "300s"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=child_setup)
     result = {"conns": n, "mode": args.mode}
     ok = False
