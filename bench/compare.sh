@@ -1,8 +1,8 @@
 #!/bin/sh
 # Run every performance goal of docs/performance.md in one go and record it
 # under bench/runs/<UTC date>-full/: okring bench (uring, epoll, nginx,
-# with wrk as a second load generator), 16-deep pipelining, an open-loop
-# run at half of epoll's rate, 1 and 4 connections, load-generator CPU per
+# with wrk as a second load generator) at 256 and 64 connections, 16-deep pipelining, an open-loop
+# run at half of epoll's rate, 64 connections (server-bound), 1 and 4 connections, load-generator CPU per
 # request (okring load vs wrk), the cost of service-time histograms
 # (--no-hist), many keep-alive connections (bench/conn50k.py) and syscalls
 # per request (strace -c -f). bench/goals.py then writes README.md with the
@@ -37,6 +37,10 @@ echo "== 1/8 closed loop, 256 connections: $modes (+ wrk)"
 "$OKRING" bench --modes "$modes" $wrk --connections 256 --duration 5s --warmup 1s \
     --repeat 2 $pin --out "$out/c256"
 
+echo "== 1b/8 closed loop, 64 connections (the server core saturates here, not the client's)"
+"$OKRING" bench --modes "$modes" --connections 64 --duration 3s --warmup 1s \
+    --repeat 3 $pin --out "$out/c64"
+
 echo "== 2/8 16-deep pipelining, 64 connections"
 "$OKRING" bench --modes "uring,epoll${peers:+,$peers}" --pipeline 16 --connections 64 \
     --duration 4s --warmup 1s --repeat 2 $pin --out "$out/pipeline16"
@@ -53,6 +57,10 @@ echo "== 3/8 open loop at $rate requests/s (half of epoll's closed-loop rate)"
 echo "== 4/8 1 and 4 connections"
 "$OKRING" bench --modes uring,epoll --connections 1,4 --duration 3s --warmup 1s \
     --repeat 2 $pin --out "$out/few"
+
+echo "== 4b/8 every mode, 64 connections (CPU per request per architecture)"
+"$OKRING" bench --modes uring,epoll,prefork,prefork-uring,fork,sequential --connections 64 \
+    --duration 3s --warmup 1s --repeat 1 $pin --out "$out/modes"
 
 srv="$OKRING serve --mode uring --threads 1 --bind 127.0.0.1:{port}"
 echo "== 5/8 load generator CPU per request: okring load vs wrk, same uring server"
