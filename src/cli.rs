@@ -146,6 +146,10 @@ pub struct ServeArgs {
     /// Length of each `--hlog` interval [default: 1s].
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
+    /// Do not record service times (no histogram per response; counters
+    /// and CPU time are still kept): measures what recording costs.
+    #[arg(long)]
+    pub no_hist: bool,
 }
 
 /// Default `--interval` of `--hlog`.
@@ -186,6 +190,8 @@ pub struct ServeConfig {
     pub hlog: Option<PathBuf>,
     /// `--interval`: length of each `--hlog` interval.
     pub hlog_interval: Duration,
+    /// `--no-hist`: service times are not recorded.
+    pub no_hist: bool,
 }
 
 impl ServeConfig {
@@ -274,6 +280,12 @@ impl ServeArgs {
                 self.mode
             ));
         }
+        if self.no_hist && (self.hist_out.is_some() || self.hlog.is_some()) {
+            return Err(
+                "--no-hist records no service times: drop --hist-out and --hlog, or --no-hist"
+                    .into(),
+            );
+        }
         Ok(ServeConfig {
             mode: self.mode,
             threads,
@@ -300,6 +312,7 @@ impl ServeArgs {
             metrics: self.metrics,
             hlog: self.hlog.clone(),
             hlog_interval,
+            no_hist: self.no_hist,
         })
     }
 }

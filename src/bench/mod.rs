@@ -84,10 +84,10 @@ pub struct BenchArgs {
     pub quick: bool,
     /// CPUs for the server, e.g. `1` or `2-3` [default: the upper half of the allowed CPUs].
     #[arg(long, value_parser = cpu::parse_cpu_list)]
-    pub server_cpus: Option<Vec<usize>>,
+    pub server_cpus: Option<::std::vec::Vec<usize>>,
     /// CPUs for the load generator [default: the lower half of the allowed CPUs].
     #[arg(long, value_parser = cpu::parse_cpu_list)]
-    pub client_cpus: Option<Vec<usize>>,
+    pub client_cpus: Option<::std::vec::Vec<usize>>,
     /// Runs per (server, connections); the order of servers alternates.
     #[arg(long)]
     pub repeat: Option<usize>,
@@ -400,5 +400,24 @@ mod tests {
         assert_eq!(order_for_repeat(&v, 0), vec!["a", "b", "c"]);
         assert_eq!(order_for_repeat(&v, 1), vec!["c", "b", "a"]);
         assert_eq!(order_for_repeat(&v, 2), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_one_value_each() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "okring",
+            "bench",
+            "--server-cpus",
+            "1",
+            "--client-cpus",
+            "0,2-3",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Bench(b) = cli.command else {
+            panic!("not bench");
+        };
+        assert_eq!(b.server_cpus, Some(vec![1]));
+        assert_eq!(b.client_cpus, Some(vec![0, 2, 3]));
     }
 }

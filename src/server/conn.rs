@@ -27,6 +27,8 @@ pub struct WorkerCtx {
     /// Copies `stats` to the live metrics on [`tick`](Self::tick) when
     /// `--metrics` or `--hlog` is given; `None` otherwise.
     pub publisher: Option<super::live::Publisher>,
+    /// Record each response's service time (off with `--no-hist`).
+    pub record_hist: bool,
 }
 
 /// How long a closing connection keeps draining input after our FIN.
@@ -51,6 +53,7 @@ impl WorkerCtx {
             linger_ns: LINGER_MS * 1_000_000,
             max_conns: cfg.max_conns,
             publisher,
+            record_hist: !cfg.no_hist,
         }
     }
 
@@ -183,12 +186,14 @@ impl ConnCore {
     /// The send started by [`begin_send`](Self::begin_send) completed in
     /// full at `now_ns`: record each response's service time.
     pub fn end_send(&mut self, now_ns: u64, w: &mut WorkerCtx) {
-        for &(t, n) in &self.inflight {
-            record_ns(
-                &mut w.stats.service_ns,
-                now_ns.saturating_sub(t),
-                u64::from(n),
-            );
+        if w.record_hist {
+            for &(t, n) in &self.inflight {
+                record_ns(
+                    &mut w.stats.service_ns,
+                    now_ns.saturating_sub(t),
+                    u64::from(n),
+                );
+            }
         }
         self.inflight.clear();
         self.since_ns = now_ns;

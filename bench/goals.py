@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Write README.md for a bench/compare.sh run: the command, host, commit,
+and for each performance goal (docs/performance.md) the figures measured
+in that run and whether the goal was met.
+
+Inputs (all under the run directory): c256/, c64/, pipeline16/, rate/, few/
+(okring bench outputs), client.json and nohist.json (bench/ab.py),
+conn50k.json (bench/conn50k.py), strace-<mode>.txt (strace -c -f) with
+strace-<mode>.server.log. A missing input makes its goal "not run".
+
+Ratios are medians of per-repeat ratios (servers measured side by side in
+the same repeat), as okring bench computes them.
+
+Usage: bench/goals.py RUN_DIR [--okring PATH] [--load-before X] [--load-after X]
+                      [--elapsed S] [--command CMD]
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        return None
+
+
+def per_repeat(results, key, server, other, load="okring"):
+    """Median over repeats of results[server][key] / results[other][key]."""
+    by = {}
+    for r in results["runs"]:
+        if r.get("ok") and r["load"] == load:
+            by.setdefault(r["repeat"], {})[r["server"]] = r["results"][key]
+    ratios = [v[server] / v[other] for v in by.values() if server in v and other in v and v[other]]
+    return statistics.median(ratios) if ratios else None
+
+
+def summary(results, server, load="okring"):
+    for s in results["summary"]:
+        if s["server"] == server and s["load"] == load:
+            return s
+    return None
+
+
+def fmt(x, spec=".2f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def verdict(ok):
+    return "not run" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def strace_per_request(run, mode):
+    path = os.path.join(run, f"strace-{mode}.txt")
+    log = os.path.join(run, f"strace-{mode}.server.log")
+    try:
+        text = open(path).read()
+        m = re.search(r"stopped after .*?: (\d+) requests", open(log).read())
+    except OSError:
+        return None
+    if not m:
+        return None
+    reqs = int(m.group(1))
+    calls = {}
+    for line in text.splitlines():
+        f = line.split()
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(f) >= 5 and f[0][0].isdigit() and not f[-1].startswith("total"):
+            calls[f[-1]] = int(f[3])
+    hot = {k: v / reqs for k, v in calls.items() if v / reqs >= 0.001}
+    return reqs, hot
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--okring", default="okring")
+    ap.add_argument("--load-before", default="?")
+    ap.add_argument("--load-after", default="?")
+    ap.add_argument("--elapsed", default="?")
+    ap.add_argument("--command", default="bench/compare.sh")
+    a = ap.parse_args()
+    run = a.run
+    c256 = load(os.path.join(run, "c256/results.json"))
+    c64 = load(os.path.join(run, "c64/results.json"))
+    pipe = load(os.path.join(run, "pipeline16/results.json"))
+    rate = load(os.path.join(run, "rate/results.json"))
+    few = load(os.path.join(run, "few/results.json"))
+    client = load(os.path.join(run, "client.json"))
+    nohist = load(os.path.join(run, "nohist.json"))
+    conn = load(os.path.join(run, "conn50k.json"))
+
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return "?"
+
+    host = (c256 or {}).get("host", {})
+    lines = [
+        f"# okring performance goals, {sh('date -u +%F')}",
+        "",
+        f"- command: `{a.command}` ({a.elapsed} s)",
+        f"- commit: {sh('git rev-parse HEAD')}{'' if sh('git status --porcelain src') == '' else ' (with uncommitted changes in src/)'}",
+        f"- okring: {sh(a.okring + ' --version')}",
+        f"- kernel: {host.get('kernel', sh('uname -r'))}",
+        f"- CPU: {host.get('cpu_model', '?')} ({host.get('cpus', '?')} CPUs)",
+        f"- rustc: {host.get('rustc', sh('rustc --version'))}",
+        f"- nginx: {sh('nginx -v 2>&1') or 'not installed'}; wrk: {sh('wrk -v 2>&1 | head -1') or 'not installed'}",
+        f"- load average (1/5/15 min) before: {a.load_before}, after: {a.load_after}",
+        "",
+        "Server pinned to one CPU, load generator to the other. Other processes",
+        "may share the machine (see the load average): trust the ratios, which",
+        "are medians of per-repeat ratios of servers measured side by side.",
+        "",
+        "| # | goal | measured | verdict |",
+        "|---|---|---|---|",
+    ]
+
+    # 1. CPU per request at 256 connections.
+    g1 = None
+    txt = "n/a"
+    if c256:
+        u, e, n = (summary(c256, x) for x in ("uring", "epoll", "nginx"))
+        r_e = per_repeat(c256, "server_cpu_us_per_req", "uring", "epoll")
+        r_n = per_repeat(c256, "server_cpu_us_per_req", "uring", "nginx") if n else None
+        txt = (f"uring {fmt(u and u['server_cpu_us_per_req_median'])} µs/req, epoll "
+               f"{fmt(e and e['server_cpu_us_per_req_median'])}, nginx "
+               f"{fmt(n and n['server_cpu_us_per_req_median'])}; uring ÷ epoll {fmt(r_e)}, "
+               f"uring ÷ nginx {fmt(r_n)}")
+        g1 = r_e is not None and r_e <= 0.75 and r_n is not None and r_n <= 0.6
+        if c64 and summary(c64, "nginx"):
+            txt += (f" (64 conns, server core saturated: uring ÷ epoll "
+                    f"{fmt(per_repeat(c64, 'server_cpu_us_per_req', 'uring', 'epoll'))}, uring ÷ nginx "
+                    f"{fmt(per_repeat(c64, 'server_cpu_us_per_req', 'uring', 'nginx'))})")
+    lines.append(f"| 1 | server CPU/req, 256 conns: uring ≤ 0.75 × epoll and ≤ 0.6 × nginx | {txt} | {verdict(g1)} |")
+
+    # 2. Requests/s vs nginx: at 64 connections (the server's core is the
+    # limit there), with 256 connections (client-bound) for reference.
+    g2 = None
+    parts = []
+    for name, res in (("64", c64), ("256", c256)):
+        if res and summary(res, "nginx"):
+            r = per_repeat(res, "requests_per_sec", "uring", "nginx")
+            u, n = summary(res, "uring"), summary(res, "nginx")
+            parts.append(f"{name} conns: uring {u['requests_per_sec_median']:.0f} req/s "
+                         f"({u['server_cpu_util_median'] * 100:.0f} % CPU), nginx "
+                         f"{n['requests_per_sec_median']:.0f} ({n['server_cpu_util_median'] * 100:.0f} %); "
+                         f"ratio {fmt(r)}")
+            if g2 is None:
+                g2 = r is not None and r >= 1.3
+    txt = "; ".join(parts) or "n/a"
+    lines.append(f"| 2 | req/s with okring load, one server core: uring ≥ 1.3 × nginx | {txt} | {verdict(g2)} |")
+
+    # 3. Pipelining.
+    g3 = None
+    txt = "n/a"
+    if pipe:
+        u = summary(pipe, "uring")
+        n = summary(pipe, "nginx")
+        r = per_repeat(pipe, "requests_per_sec", "uring", "nginx") if n else None
+        txt = (f"uring {u['requests_per_sec_median']:.0f} req/s ({u['server_cpu_util_median'] * 100:.0f} % "
+               f"server CPU, {u['server_cpu_us_per_req_median']:.2f} µs/req)"
+               + (f", nginx {n['requests_per_sec_median']:.0f}; ratio {fmt(r, '.1f')}" if n else ""))
+        g3 = u["requests_per_sec_median"] >= 2e6 and r is not None and r >= 10
+    lines.append(f"| 3 | 16-deep pipelining: uring ≥ 2M req/s and ≥ 10 × nginx | {txt} | {verdict(g3)} |")
+
+    # 4. Load generator per client core.
+    g4 = None
+    txt = "n/a"
+    if client:
+        s = client["summary"]
+        o, w = s.get("uring/okring"), s.get("uring/wrk")
+        if o and w:
+            eff = w["client_cpu_us_per_req"] / o["client_cpu_us_per_req"]
+            txt = (f"okring load {o['req_per_s']:.0f} req/s at {o['client_cpu_us_per_req']:.2f} µs client CPU/req; "
+                   f"wrk {w['req_per_s']:.0f} req/s at {w['client_cpu_us_per_req']:.2f} µs; "
+                   f"req/s per client core: okring ÷ wrk = {eff:.2f} (req/s ratio {o['req_per_s'] / w['req_per_s']:.2f})")
+            g4 = eff >= 1.5
+    lines.append(f"| 4 | okring load ≥ 1.5 × wrk's req/s per client core | {txt} | {verdict(g4)} |")
+
+    # 5. Connections.
+    g5 = None
+    txt = "n/a"
+    if conn:
+        txt = (f"{conn.get('connected', 0)}/{conn['conns']} connected, {conn.get('answered', 0)} answered, "
+               f"{conn.get('rss_bytes_per_conn', 0):.0f} B server RSS per connection above idle")
+        full = conn["conns"] >= 50000
+        g5 = full and conn.get("answered") == conn["conns"] and conn.get("rss_bytes_per_conn", 1e9) <= 1024
+        if not full:
+            txt += (f" — capped at {conn['conns']}: RLIMIT_NOFILE's hard limit cannot be raised here "
+                    "(no CAP_SYS_RESOURCE)")
+    lines.append(f"| 5 | 50k keep-alive connections, one uring worker, ≤ 1 KiB RSS each, all answered | {txt} | {verdict(g5)} |")
+
+    # 6. Histogram cost.
+    g6 = None
+    txt = "n/a"
+    if nohist:
+        s = nohist["summary"]
+        h, n = s["hist"], s["nohist"]
+        cost = 1 - 1 / n["ratio_server_cpu_per_req"] if n["ratio_server_cpu_per_req"] else None
+        txt = (f"server CPU/req with histograms {h['server_cpu_us_per_req']:.2f} µs, without "
+               f"{n['server_cpu_us_per_req']:.2f} µs (ratio {n['ratio_server_cpu_per_req']:.3f}); "
+               f"req/s ratio {n['ratio_req_per_s']:.3f}")
+        g6 = n["ratio_server_cpu_per_req"] >= 0.98
+    lines.append(f"| 6 | recording histograms costs ≤ 2 % | {txt} | {verdict(g6)} |")
+
+    # 7. Open loop p99.
+    g7 = None
+    txt = "n/a"
+    if rate:
+        u, e = summary(rate, "uring"), summary(rate, "epoll")
+        up, ep = (x["latency_merged"]["percentiles"]["99"] / 1e3 for x in (u, e))
+        txt = (f"at {rate['config'].get('rate', '?')} req/s: uring p99 {up:.0f} µs, epoll p99 {ep:.0f} µs "
+               f"(corrected for coordinated omission)")
+        g7 = up <= ep
+    lines.append(f"| 7 | open loop at ½ epoll's max: uring p99 ≤ epoll p99 | {txt} | {verdict(g7)} |")
+
+    lines += ["", "## Where io_uring does not win: 1 and 4 connections", ""]
+    if few:
+        lines += ["| conns | uring req/s | epoll req/s | uring µs/req | epoll µs/req | CPU/req ÷ epoll |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for c in sorted({s["connections"] for s in few["summary"]}):
+            u = next(s for s in few["summary"] if s["server"] == "uring" and s["connections"] == c)
+            e = next(s for s in few["summary"] if s["server"] == "epoll" and s["connections"] == c)
+            lines.append(f"| {c} | {u['requests_per_sec_median']:.0f} | {e['requests_per_sec_median']:.0f} | "
+                         f"{u['server_cpu_us_per_req_median']:.2f} | {e['server_cpu_us_per_req_median']:.2f} | "
+                         f"{u['server_cpu_per_req_ratio']:.2f} |")
+
+    modes = load(os.path.join(run, "modes/results.json"))
+    if modes:
+        lines += ["", "## Every mode, 64 connections, one server core", "",
+                  "| server | req/s | server CPU µs/req | server CPU | CPU/req ÷ epoll | errors |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for s_ in modes["summary"]:
+            lines.append(f"| {s_['server']} | {s_['requests_per_sec_median']:.0f} | "
+                         f"{s_['server_cpu_us_per_req_median']:.2f} | {s_['server_cpu_util_median'] * 100:.0f} % | "
+                         f"{s_['server_cpu_per_req_ratio']:.2f} | {s_['errors']} |")
+        lines.append("")
+        lines.append("sequential serves one connection at a time: with 64 keep-alive "
+                     "connections the others wait, time out and count as errors.")
+    lines += ["", "## Syscalls per request (strace -c -f, 256 connections; strace itself slows the server)", ""]
+    for m in ("uring", "epoll"):
+        r = strace_per_request(run, m)
+        if r:
+            reqs, hot = r
+            parts = ", ".join(f"{k} {v:.3f}" for k, v in sorted(hot.items(), key=lambda kv: -kv[1]))
+            lines.append(f"- {m} ({reqs} requests): {parts}")
+
+    lines += ["", "## Files", "",
+              "- c256/, c64/, pipeline16/, rate/, few/, modes/: okring bench outputs (report.md, results.json, .hgrm, .hlog, SVG)",
+              "- client.txt/.json: okring load vs wrk against one uring server (bench/ab.py)",
+              "- nohist.txt/.json: uring with and without --no-hist (bench/ab.py)",
+              "- conn50k.txt/.json: bench/conn50k.py",
+              "- strace-<mode>.txt: strace -c -f of the server"]
+    with open(os.path.join(run, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines[15:25]))
+
+
+if __name__ == "__main__":
+    main()
