@@ -47,6 +47,10 @@ pub struct Input {
     /// `FILE` or, for bench results, `FILE: server c<conns> #<repeat>`.
     pub label: String,
     pub hist: Histogram<u64>,
+    /// What the histogram measures: `client latency` (load generator) or
+    /// `server service time` (an `okring serve --hlog`, tagged `workerN`),
+    /// and for bench results the server, so mixed merges can be flagged.
+    pub kind: String,
 }
 
 /// Percentiles of the table: (column header, quantile).
@@ -80,12 +84,30 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
+        let text = String::from_utf8_lossy(&data);
+        if text.trim_start().starts_with("Value") || text.contains("#[Mean") {
+            return Err(format!(
+                "{name} is a percentile distribution (.hgrm): it holds percentiles, not a histogram, so it cannot be merged; pass the run's .hlog or --json file instead"
+            ));
+        }
         let ivs = read_hlog(data.as_slice()).map_err(|e| format!("{name}: {e}"))?;
         let mut hist = merge_target();
         for iv in &ivs {
             add(&mut hist, &iv.hist, &name)?;
         }
-        return Ok(vec![Input { label: name, hist }]);
+        let server = ivs
+            .iter()
+            .any(|iv| iv.tag.as_deref().is_some_and(|t| t.starts_with("worker")));
+        let kind = if server {
+            "server service time"
+        } else {
+            "client latency"
+        };
+        return Ok(vec![Input {
+            label: name,
+            hist,
+            kind: kind.into(),
+        }]);
     }
     let v: Value =
         serde_json::from_slice(&data).map_err(|e| format!("{name}: invalid JSON: {e}"))?;
@@ -95,7 +117,11 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
                 .pointer("/histograms/latency")
                 .ok_or_else(|| format!("{name}: no histograms.latency"))?;
             let hist = hist_from_json(h).map_err(|e| format!("{name}: {e}"))?;
-            Ok(vec![Input { label: name, hist }])
+            Ok(vec![Input {
+                label: name,
+                hist,
+                kind: "client latency".into(),
+            }])
         }
         Some("okring.bench/1") => {
             let runs = v
@@ -110,6 +136,7 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
                 let hist = hist_from_json(h).map_err(|e| format!("{name}: {e}"))?;
                 let field = |k: &str| r.get(k).map(|x| x.to_string().replace('"', ""));
                 out.push(Input {
+                    kind: format!("client latency of {}", field("server").unwrap_or_default()),
                     label: format!(
                         "{name}: {} c{} #{}",
                         field("server").unwrap_or_default(),
@@ -184,6 +211,15 @@ pub fn main(args: &ReportArgs) -> Result<(), String> {
     let mut inputs = Vec::new();
     for f in &args.files {
         inputs.extend(read_input(f)?);
+    }
+    let mut kinds: Vec<&str> = inputs.iter().map(|i| i.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() > 1 {
+        crate::say!(
+            "okring: report: warning: the merged row mixes {} — they measure different things; merge like with like",
+            kinds.join(", ")
+        );
     }
     let merged = merge(&inputs)?;
     let mut rows: Vec<(&str, &Histogram<u64>)> =
@@ -275,10 +311,12 @@ mod tests {
             Input {
                 label: "a".into(),
                 hist: a.clone(),
+                kind: "client latency".into(),
             },
             Input {
                 label: "b".into(),
                 hist: b,
+                kind: "client latency".into(),
             },
         ])
         .unwrap();

@@ -88,7 +88,8 @@ pub struct BenchArgs {
     /// CPUs for the load generator [default: the lower half of the allowed CPUs].
     #[arg(long, value_parser = cpu::parse_cpu_list)]
     pub client_cpus: Option<::std::vec::Vec<usize>>,
-    /// Runs per (server, connections); the order of servers alternates.
+    /// Runs per (server, connections); the order of servers alternates
+    /// [default: 2; 1 with --quick].
     #[arg(long)]
     pub repeat: Option<usize>,
 }

@@ -184,10 +184,16 @@ pub fn summarize(cfg: &BenchConfig, records: &[RunRecord]) -> Vec<Summary> {
                 }
                 let mut peer = Vec::new();
                 if let Some((_, first)) = ok.first() {
-                    for (i, (p, _)) in first.peer_percentiles_ns.iter().enumerate() {
+                    for (p, _) in &first.peer_percentiles_ns {
+                        // By percentile, not position: wrk may drop one.
                         let vals: Vec<f64> = ok
                             .iter()
-                            .filter_map(|(_, d)| d.peer_percentiles_ns.get(i).map(|x| x.1 as f64))
+                            .filter_map(|(_, d)| {
+                                d.peer_percentiles_ns
+                                    .iter()
+                                    .find(|x| x.0 == *p)
+                                    .map(|x| x.1 as f64)
+                            })
                             .collect();
                         peer.push((*p, median(&vals).unwrap_or(0.0) as u64));
                     }
@@ -241,7 +247,7 @@ pub fn table_text(cfg: &BenchConfig, summary: &[Summary]) -> String {
     let _ = writeln!(s, "Client latency: {}.", loop_label(cfg));
     let _ = writeln!(
         s,
-        "Medians over {} repeat(s); latency from all repeats' histograms merged; ratios are medians of per-repeat ratios to {base}.\n",
+        "Medians over {} repeat(s); latency from all repeats' histograms merged (wrk rows: medians of the percentiles wrk prints; wrk's latency is not corrected for coordinated omission); ratios are medians of per-repeat ratios to {base}.\n",
         cfg.repeat
     );
     let _ = writeln!(
