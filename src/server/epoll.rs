@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::conn::{count_expiry, ConnCore, Slab, WorkerCtx, GEN_MASK};
-use super::{Ready, Stop};
+use super::{setup_failed, Ready, Stop};
 use crate::cli::ServeConfig;
 use crate::stats::WorkerStats;
 use crate::sys;
@@ -129,11 +129,7 @@ pub fn run_worker(
 ) -> Result<WorkerStats, String> {
     let ep = match Epoll::new() {
         Ok(ep) => ep,
-        Err(e) => {
-            let msg = format!("worker {id}: epoll_create1: {e}");
-            let _ = ready.send(Err(msg.clone()));
-            return Err(msg);
-        }
+        Err(e) => return setup_failed(ready, format!("worker {id}: epoll_create1: {e}")),
     };
     let setup = ep
         .ctl(
@@ -151,9 +147,7 @@ pub fn run_worker(
             )
         });
     if let Err(e) = setup {
-        let msg = format!("worker {id}: epoll_ctl: {e}");
-        let _ = ready.send(Err(msg.clone()));
-        return Err(msg);
+        return setup_failed(ready, format!("worker {id}: epoll_ctl: {e}"));
     }
     let mut w = Worker {
         ep,

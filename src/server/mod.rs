@@ -122,6 +122,14 @@ pub fn is_second_signal(since: Duration) -> bool {
 /// in use (for the start-up line), or why it could not start.
 pub type Ready = Sender<Result<String, String>>;
 
+/// Report a set-up failure through `ready` (so `serve` can say it before
+/// any `listening on` line) and return it as the worker's error.
+pub fn setup_failed<T>(ready: &Ready, msg: String) -> Result<T, String> {
+    // The receiver outlives set-up; a closed channel means serve is gone.
+    let _ = ready.send(Err(msg.clone()));
+    Err(msg)
+}
+
 /// Decide the mode: `auto` tries to set up a ring here and falls back to
 /// epoll, saying why in one line on stderr.
 pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
@@ -302,9 +310,7 @@ fn run_worker(
     if !cfg.pin_cpus.is_empty() {
         let cpu = cfg.pin_cpus[id % cfg.pin_cpus.len()];
         if let Err(e) = sys::pin_current_thread(cpu) {
-            let msg = format!("worker {id}: cannot pin to CPU {cpu}: {e}");
-            let _ = ready.send(Err(msg.clone()));
-            return Err(msg);
+            return setup_failed(ready, format!("worker {id}: cannot pin to CPU {cpu}: {e}"));
         }
     }
     match mode {

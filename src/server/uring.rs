@@ -35,7 +35,7 @@ use io_uring::types::{BufRingEntry, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::conn::{count_expiry, ConnCore, Slab, WorkerCtx, GEN_MASK, OUT_HIGH_WATER_BYTES};
-use super::{Ready, Stop};
+use super::{setup_failed, Ready, Stop};
 use crate::cli::{ServeConfig, UringTier};
 use crate::stats::WorkerStats;
 use crate::sys;
@@ -315,10 +315,7 @@ pub fn run_worker(
 ) -> Result<WorkerStats, String> {
     let multishot_recv =
         cfg.uring_tier == UringTier::Auto && sys::kernel_version().is_none_or(|v| v >= (6, 0));
-    let fail = |msg: String| {
-        let _ = ready.send(Err(msg.clone()));
-        Err(msg)
-    };
+    let fail = |msg: String| setup_failed(ready, msg);
     let (ring, flags) = match build_ring(cfg, multishot_recv) {
         Ok(r) => r,
         Err(e) => return fail(format!("worker {id}: {}", setup_error(&e))),
