@@ -188,8 +188,8 @@ pub fn close_fd(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// The running kernel's (major, minor) from uname(2), if parseable.
-pub fn kernel_version() -> Option<(u32, u32)> {
+/// The running kernel's release string from uname(2), e.g. `6.18.44`.
+pub fn kernel_release() -> Option<String> {
     // SAFETY: utsname is plain data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: `u` is a valid, writable utsname.
@@ -202,7 +202,12 @@ pub fn kernel_version() -> Option<(u32, u32)> {
         .take_while(|&&c| c != 0)
         .map(|&c| c as u8)
         .collect();
-    let rel = String::from_utf8_lossy(&rel);
+    Some(String::from_utf8_lossy(&rel).into_owned())
+}
+
+/// The running kernel's (major, minor) from uname(2), if parseable.
+pub fn kernel_version() -> Option<(u32, u32)> {
+    let rel = kernel_release()?;
     let mut it = rel
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty());
@@ -586,4 +591,30 @@ pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
         buf = &buf[n as usize..];
     }
     Ok(())
+}
+
+/// Make `cmd` pin itself to `cpus` between fork and exec
+/// (sched_setaffinity(2) in the child), so a spawned server or peer runs
+/// on its CPU set from its first instruction.
+pub fn pin_child(cmd: &mut std::process::Command, cpus: &[usize]) {
+    use std::os::unix::process::CommandExt;
+    let cpus = cpus.to_vec();
+    // SAFETY: the closure runs in the forked child before exec; it only calls
+    // sched_setaffinity(2) on a stack cpu_set_t built from the captured Vec
+    // (read, not allocated), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || pin_current_thread_to(&cpus));
+    }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, the unit of the times in
+/// `/proc/<pid>/stat`); 100 if the call fails.
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf takes no pointers and only reads a configuration value.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
 }

@@ -89,16 +89,9 @@ pub fn default_split(allowed: &[usize]) -> (Vec<usize>, Vec<usize>) {
     (allowed[half..].to_vec(), allowed[..half].to_vec())
 }
 
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, the unit of the times in
-/// `/proc/<pid>/stat`); 100 if the call fails.
+/// Clock ticks per second, the unit of the times in `/proc/<pid>/stat`.
 pub fn clock_ticks_per_sec() -> u64 {
-    // SAFETY: sysconf takes no pointers and only reads a configuration value.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    crate::sys::clock_ticks_per_sec()
 }
 
 /// `utime + stime + cutime + cstime` (clock ticks) from the text of

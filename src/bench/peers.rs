@@ -51,7 +51,6 @@ pub fn run_wrk(
     script: Option<&Path>,
     cpus: &[usize],
 ) -> Result<(WrkResult, String), String> {
-    use std::os::unix::process::CommandExt;
     let secs = duration.as_secs().max(1);
     let mut cmd = Command::new(bin);
     cmd.arg(format!("-t{threads}"))
@@ -65,12 +64,7 @@ pub fn run_wrk(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let cpus = cpus.to_vec();
-    // SAFETY: runs in the forked child before exec; sched_setaffinity(2) on
-    // a stack cpu_set_t built from the captured Vec is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || crate::sys::pin_current_thread_to(&cpus));
-    }
+    crate::sys::pin_child(&mut cmd, cpus);
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;

@@ -68,19 +68,7 @@ impl HostInfo {
 }
 
 fn uname_release() -> String {
-    // SAFETY: utsname is plain data; zeroed is a valid value for uname to fill.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return "unknown".into();
-    }
-    let rel: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&rel).into_owned()
+    crate::sys::kernel_release().unwrap_or_else(|| "unknown".into())
 }
 
 /// The figures of one (server, connections, load generator) group.

@@ -9,7 +9,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -67,8 +66,8 @@ impl Server {
     /// Returns the exit status text (`exit 0`, `signal 9`, ...).
     pub fn stop(mut self) -> Result<String, String> {
         let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill takes no pointers; `pid` is our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // `pid` is our own child, not yet reaped, so the id is still its own.
+        crate::sys::kill(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         loop {
             match self.child.try_wait() {
@@ -111,17 +110,6 @@ fn status_text(st: std::process::ExitStatus) -> String {
     }
 }
 
-/// Make `cmd` pin itself to `cpus` between fork and exec.
-fn pin_child(cmd: &mut Command, cpus: &[usize]) {
-    let cpus = cpus.to_vec();
-    // SAFETY: the closure runs in the forked child before exec; it only calls
-    // sched_setaffinity(2) on a stack cpu_set_t built from the captured Vec
-    // (read, not allocated), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || crate::sys::pin_current_thread_to(&cpus));
-    }
-}
-
 /// The address in a `listening on <ip>:<port>` line.
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
@@ -153,7 +141,7 @@ fn start_okring(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    pin_child(&mut cmd, cpus);
+    crate::sys::pin_child(&mut cmd, cpus);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start okring serve: {e}"))?;
@@ -271,7 +259,7 @@ fn start_nginx(bin: &Path, cpus: &[usize], log: &Path) -> Result<Server, String>
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(logf));
-    pin_child(&mut cmd, cpus);
+    crate::sys::pin_child(&mut cmd, cpus);
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
