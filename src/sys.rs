@@ -618,3 +618,25 @@ pub fn clock_ticks_per_sec() -> u64 {
         100
     }
 }
+
+/// accept4(2) a connection from `lfd` as a nonblocking, close-on-exec
+/// socket, without its peer address. Errors: the errno (EAGAIN when none is
+/// queued; EMFILE/ENFILE/ENOBUFS/ENOMEM when out of resources; others are
+/// per-connection failures).
+pub fn accept_nonblocking(lfd: RawFd) -> Result<RawFd, i32> {
+    // SAFETY: null addr/len pointers are allowed (accept4(2): the peer
+    // address is not wanted); the result is checked.
+    let fd = unsafe {
+        libc::accept4(
+            lfd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        Ok(fd)
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}

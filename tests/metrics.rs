@@ -251,75 +251,41 @@ fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
     assert!(ivs.iter().any(|i| i.tag.as_deref() == Some("worker1")));
 }
 
-#[test]
-fn epoll_metrics_match_the_load_generator() {
-    let dir = temp_dir("epoll");
+/// Start `okring serve MODE_ARGS --metrics 127.0.0.1:0 --hlog DIR/server.hlog`
+/// in a fresh temporary directory, drive it with `okring load` and check
+/// the scrapes and the log (`scrape_during_load`). `Err` when the server
+/// could not start.
+fn metrics_case(name: &str, mode_args: &[&str]) -> Result<(), String> {
+    let dir = temp_dir(name);
     let hlog = dir.join("server.hlog");
-    let server = Server::start(
-        &[
-            "--mode",
-            "epoll",
-            "--threads",
-            "2",
-            "--metrics",
-            "127.0.0.1:0",
-            "--hlog",
-            hlog.to_str().unwrap(),
-            "--interval",
-            "500ms",
-        ],
-        &[],
-    );
+    let mut args = mode_args.to_vec();
+    args.extend(["--metrics", "127.0.0.1:0", "--hlog", hlog.to_str().unwrap()]);
+    let server = Server::try_start(&args, &[])?;
     scrape_during_load(server, &dir, &hlog);
     std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
+#[test]
+fn epoll_metrics_match_the_load_generator() {
+    let args = ["--mode", "epoll", "--threads", "2", "--interval", "500ms"];
+    if let Err(e) = metrics_case("epoll", &args) {
+        panic!("okring serve did not start:\n{e}");
+    }
 }
 
 #[test]
 fn uring_metrics_match_the_load_generator() {
-    let dir = temp_dir("uring");
-    let hlog = dir.join("server.hlog");
-    let server = match Server::try_start(
-        &[
-            "--mode",
-            "uring",
-            "--threads",
-            "2",
-            "--metrics",
-            "127.0.0.1:0",
-            "--hlog",
-            hlog.to_str().unwrap(),
-        ],
-        &[],
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("note: skipping the uring case, io_uring is unavailable here:\n{e}");
-            return;
-        }
-    };
-    scrape_during_load(server, &dir, &hlog);
-    std::fs::remove_dir_all(&dir).unwrap();
+    if let Err(e) = metrics_case("uring", &["--mode", "uring", "--threads", "2"]) {
+        eprintln!("note: skipping the uring case, io_uring is unavailable here:\n{e}");
+    }
 }
 
 #[test]
 fn prefork_metrics_are_merged_across_workers() {
-    let dir = temp_dir("prefork");
-    let hlog = dir.join("server.hlog");
-    let server = Server::start(
-        &[
-            "--mode",
-            "prefork",
-            "--workers",
-            "2",
-            "--metrics",
-            "127.0.0.1:0",
-            "--hlog",
-            hlog.to_str().unwrap(),
-        ],
-        &[],
-    );
-    scrape_during_load(server, &dir, &hlog);
-    std::fs::remove_dir_all(&dir).unwrap();
+    if let Err(e) = metrics_case("prefork", &["--mode", "prefork", "--workers", "2"]) {
+        panic!("okring serve did not start:\n{e}");
+    }
 }
 
 #[test]

@@ -220,31 +220,20 @@ impl Worker<'_> {
         let Some(l) = &self.listener else { return };
         let lfd = l.as_raw_fd();
         for _ in 0..ACCEPT_BURST {
-            // SAFETY: null addr/len pointers are allowed (accept4(2): the
-            // peer address is not wanted); the result is checked.
-            let fd = unsafe {
-                libc::accept4(
-                    lfd,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                match errno() {
-                    libc::EAGAIN => return,
-                    libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                        self.pause_accept();
-                        return;
-                    }
-                    // ECONNABORTED, EPROTO, EINTR, EPERM (firewall), ...:
-                    // that one connection failed; the listener is fine.
-                    _ => {
-                        self.ctx.stats.counters.accept_errors += 1;
-                        continue;
-                    }
+            let fd = match sys::accept_nonblocking(lfd) {
+                Ok(fd) => fd,
+                Err(libc::EAGAIN) => return,
+                Err(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                    self.pause_accept();
+                    return;
                 }
-            }
+                // ECONNABORTED, EPROTO, EINTR, EPERM (firewall), ...: that
+                // one connection failed; the listener is fine.
+                Err(_) => {
+                    self.ctx.stats.counters.accept_errors += 1;
+                    continue;
+                }
+            };
             if self.conns.len() >= self.ctx.max_conns {
                 sys::close_fd(fd);
                 self.ctx.stats.counters.conns_refused += 1;

@@ -198,25 +198,13 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
 /// failed accept (counted; EMFILE/ENFILE counted as a pause: the loop's
 /// next poll tick is the back-off).
 fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<RawFd> {
-    // SAFETY: null address pointers are allowed (accept4(2)); the result
-    // is checked.
-    let fd = unsafe {
-        libc::accept4(
-            lfd,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    };
-    if fd >= 0 {
-        return Some(fd);
-    }
-    match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-        libc::EAGAIN | libc::EINTR => {}
-        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+    match sys::accept_nonblocking(lfd) {
+        Ok(fd) => return Some(fd),
+        Err(libc::EAGAIN | libc::EINTR) => {}
+        Err(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
             total.counters.emfile_pauses += 1;
         }
-        _ => total.counters.accept_errors += 1,
+        Err(_) => total.counters.accept_errors += 1,
     }
     None
 }

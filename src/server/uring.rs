@@ -139,31 +139,33 @@ fn build_ring(cfg: &ServeConfig, multishot_recv: bool) -> io::Result<(IoUring, &
     // kernel, IORING_FEAT_NODROP, and counted); the SQ may not exceed it.
     let cq = cfg.uring_cq_entries;
     let sq = SQ_ENTRIES.min(cq);
-    if multishot_recv {
-        let r = IoUring::builder()
-            .setup_cqsize(cq)
-            .setup_submit_all()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .build(sq);
-        match r {
-            Ok(r) => return Ok((r, "SINGLE_ISSUER+DEFER_TASKRUN")),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(e),
+    // (flags tried, as named in the start-up line), newest first.
+    let tiers: &[(bool, bool, &str)] = if multishot_recv {
+        &[
+            (true, true, "SINGLE_ISSUER+DEFER_TASKRUN"),
+            (true, false, "SINGLE_ISSUER"),
+            (false, false, "no task-run flags"),
+        ]
+    } else {
+        &[(false, false, "no task-run flags")]
+    };
+    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+    for &(single_issuer, defer_taskrun, name) in tiers {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cq);
+        if single_issuer {
+            b.setup_submit_all().setup_single_issuer();
         }
-        let r = IoUring::builder()
-            .setup_cqsize(cq)
-            .setup_submit_all()
-            .setup_single_issuer()
-            .build(sq);
-        match r {
-            Ok(r) => return Ok((r, "SINGLE_ISSUER")),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        if defer_taskrun {
+            b.setup_defer_taskrun();
+        }
+        match b.build(sq) {
+            Ok(r) => return Ok((r, name)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
             Err(e) => return Err(e),
         }
     }
-    let r = IoUring::builder().setup_cqsize(cq).build(sq)?;
-    Ok((r, "no task-run flags"))
+    Err(last)
 }
 
 /// A provided buffer ring (io_uring_register_buf_ring(3), Linux 5.19):
