@@ -181,6 +181,14 @@ pub fn eventfd_signal(fd: RawFd) {
     unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
 
+/// Reset a non-blocking eventfd's counter to 0 (read(2) of its 8 bytes;
+/// EAGAIN when it already is 0).
+pub fn eventfd_drain(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a valid u64; errors leave it as is.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+}
+
 /// Close a raw descriptor the caller owns (close(2)); errors are ignored,
 /// as close(2) advises against retrying.
 pub fn close_fd(fd: RawFd) {

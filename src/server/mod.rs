@@ -101,6 +101,16 @@ impl Stop {
         }
     }
 
+    /// Undo [`raise`](Self::raise) before new workers start: clear the flag
+    /// and drain every eventfd. The caller orders this against the signal
+    /// thread (a real stop request must not be undone).
+    fn rearm(&self) {
+        self.flag.store(false, Ordering::Release);
+        for w in &self.wakers {
+            sys::eventfd_drain(w.as_raw_fd());
+        }
+    }
+
     /// Worker `id`'s wake-up eventfd (readable once shutdown is raised).
     pub fn waker(&self, id: usize) -> std::os::fd::RawFd {
         self.wakers[id].as_raw_fd()
@@ -117,6 +127,10 @@ pub const SIGNAL_REPEAT_MS: u64 = 100;
 pub fn is_second_signal(since: Duration) -> bool {
     since >= Duration::from_millis(SIGNAL_REPEAT_MS)
 }
+
+/// How long `--mode auto` waits for its port to be free again when it
+/// falls back from uring workers to epoll workers, ms.
+const REBIND_WAIT_MS: u64 = 2000;
 
 /// Set-up outcome a worker reports before it serves: the kernel features
 /// in use (for the start-up line), or why it could not start.
@@ -182,12 +196,18 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     };
 
     // Signals: the first SIGINT/SIGTERM starts a graceful stop, a second one
-    // exits at once.
+    // exits at once. `--mode auto` re-arms `stop` when it falls back to
+    // epoll after a uring worker failed its set-up (stopping the others);
+    // `gate` orders a signal against that re-arming.
+    let gate = Arc::new(std::sync::Mutex::new(()));
+    let signalled = Arc::new(AtomicBool::new(false));
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let sig_handle = signals.handle();
     {
         let stop = stop.clone();
+        let gate = gate.clone();
+        let signalled = signalled.clone();
         std::thread::Builder::new()
             .name("okring-signals".into())
             .spawn(move || {
@@ -196,6 +216,8 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                     match first {
                         None => {
                             first = Some(Instant::now());
+                            signalled.store(true, Ordering::Release);
+                            let _g = gate.lock().unwrap_or_else(|e| e.into_inner());
                             stop.raise();
                         }
                         Some(t) if is_second_signal(t.elapsed()) => {
@@ -211,49 +233,45 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
 
     let started = Instant::now();
     let cpu_before = sys::process_cpu_time();
-    let (ready_tx, ready_rx) = bounded(cfg.threads);
-    let (stats_tx, stats_rx) = bounded(cfg.threads);
-    let mut handles = Vec::with_capacity(cfg.threads);
-    for (id, listener) in listeners.into_iter().enumerate() {
-        let cfg = cfg.clone();
-        let stop = stop.clone();
-        let ready = ready_tx.clone();
-        let stats_tx = stats_tx.clone();
-        let live = live.clone();
-        let h = std::thread::Builder::new()
-            .name(format!("okring-{}-{id}", mode.name()))
-            .spawn(move || {
-                let publisher = live.as_ref().map(|l| live::Publisher::new(l.clone(), id));
-                let r = run_worker(mode, id, listener, &cfg, &stop, &ready, publisher);
-                if let (Some(live), Ok(s)) = (&live, &r) {
-                    live.publish(id, s);
+    let mut mode = mode;
+    // Statistics of workers of a failed start that did serve before it was
+    // stopped (a uring start that `--mode auto` abandons): kept, not lost.
+    let mut total = WorkerStats::new();
+    let mut listeners = listeners;
+    let (handles, features, stats_rx) = loop {
+        match start_workers(mode, listeners, cfg, &stop, &live, &mut total) {
+            Ok(started) => break started,
+            Err(failure) if mode == Mode::Uring && cfg.mode == ModeArg::Auto => {
+                // Every worker of the failed start has exited and closed its
+                // listener; bind the same port again for epoll workers. A
+                // closed ring is torn down asynchronously and holds its
+                // listener (the armed multishot accept) until then, so the
+                // port can stay busy for a few milliseconds.
+                crate::say!(
+                    "okring: auto mode: using epoll because a uring worker's set-up failed: {failure}"
+                );
+                mode = Mode::Epoll;
+                let deadline = Instant::now() + Duration::from_millis(REBIND_WAIT_MS);
+                listeners = loop {
+                    match sys::reuseport_listeners(local, cfg.threads, true) {
+                        Ok(l) => break l,
+                        Err(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(10))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+                let _g = gate.lock().unwrap_or_else(|e| e.into_inner());
+                if !signalled.load(Ordering::Acquire) {
+                    stop.rearm();
                 }
-                // The receiver outlives every worker; a send cannot fail.
-                let _ = stats_tx.send(r);
-            })
-            .map_err(|e| format!("cannot start worker thread {id}: {e}"))?;
-        handles.push(h);
-    }
-    drop(ready_tx);
-    drop(stats_tx);
-
-    let mut features = String::new();
-    for _ in 0..cfg.threads {
-        let failure = match ready_rx.recv() {
-            Ok(Ok(f)) => {
-                features = f;
-                continue;
             }
-            Ok(Err(e)) => e,
-            Err(_) => "a worker thread exited during set-up".to_string(),
-        };
-        stop.raise();
-        for h in handles {
-            let _ = h.join();
+            Err(failure) => {
+                sig_handle.close();
+                return Err(failure);
+            }
         }
-        sig_handle.close();
-        return Err(failure);
-    }
+    };
     crate::say!(
         "okring: {} mode{} ({features}), {} worker{}, listening on {local}",
         mode.name(),
@@ -266,7 +284,6 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         if cfg.threads == 1 { "" } else { "s" }
     );
 
-    let mut total = WorkerStats::new();
     let mut first_err = None;
     for _ in 0..cfg.threads {
         match stats_rx.recv() {
@@ -296,6 +313,75 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         write_hist(path, &total)?;
     }
     hlog_result
+}
+
+/// Handles of started workers, the kernel features they named, and the
+/// channel each sends its statistics (or its run-time error) on at exit.
+type Started = (
+    Vec<std::thread::JoinHandle<()>>,
+    String,
+    crossbeam_channel::Receiver<Result<WorkerStats, String>>,
+);
+
+/// Spawn one worker thread per listener and wait for each to report its
+/// set-up. On the first failure, stops and joins every worker (each closes
+/// its listener), merges into `served` the statistics of those that had
+/// started, and returns the failed worker's one-line cause.
+fn start_workers(
+    mode: Mode,
+    listeners: Vec<TcpListener>,
+    cfg: &ServeConfig,
+    stop: &Arc<Stop>,
+    live: &Option<Arc<live::Live>>,
+    served: &mut WorkerStats,
+) -> Result<Started, String> {
+    let (ready_tx, ready_rx) = bounded(listeners.len());
+    let (stats_tx, stats_rx) = bounded(listeners.len());
+    let mut handles = Vec::with_capacity(listeners.len());
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let cfg = cfg.clone();
+        let stop = stop.clone();
+        let ready = ready_tx.clone();
+        let stats_tx = stats_tx.clone();
+        let live = live.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("okring-{}-{id}", mode.name()))
+            .spawn(move || {
+                let publisher = live.as_ref().map(|l| live::Publisher::new(l.clone(), id));
+                let r = run_worker(mode, id, listener, &cfg, &stop, &ready, publisher);
+                if let (Some(live), Ok(s)) = (&live, &r) {
+                    live.publish(id, s);
+                }
+                // The channel has room for every worker; a send cannot block.
+                let _ = stats_tx.send(r);
+            })
+            .map_err(|e| format!("cannot start worker thread {id}: {e}"))?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+    drop(stats_tx);
+    let mut features = String::new();
+    for _ in 0..handles.len() {
+        let failure = match ready_rx.recv() {
+            Ok(Ok(f)) => {
+                features = f;
+                continue;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => "a worker thread exited during set-up".to_string(),
+        };
+        stop.raise();
+        for h in handles {
+            let _ = h.join();
+        }
+        // Set-up failures were reported through `ready`; keep the counts of
+        // workers that served before the stop.
+        for s in stats_rx.try_iter().flatten() {
+            served.merge(&s);
+        }
+        return Err(failure);
+    }
+    Ok((handles, features, stats_rx))
 }
 
 fn run_worker(

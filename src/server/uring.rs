@@ -75,11 +75,15 @@ fn ud_parts(u: u64) -> (u64, u32, u32) {
     )
 }
 
-/// Say why io_uring cannot be used here, in one line, or Ok.
+/// Say why io_uring cannot be used here, in one line naming the step and
+/// the errno, or Ok.
 ///
 /// Checks: io_uring_setup(2) itself (EPERM from `kernel.io_uring_disabled`
 /// or a seccomp filter, ENOSYS), the kernel version (5.19 for multishot
-/// accept and provided buffer rings), and the opcodes okring submits.
+/// accept and provided buffer rings), the opcodes okring submits, and then
+/// a trial of one worker's whole set-up with `cfg` ([`setup`]: the ring
+/// with its flags and CQ size, and the provided buffer ring registration),
+/// torn down again.
 pub fn probe(cfg: &ServeConfig) -> Result<(), String> {
     let ring = IoUring::new(8).map_err(|e| setup_error(&e))?;
     if let Some((maj, min)) = sys::kernel_version() {
@@ -109,8 +113,50 @@ pub fn probe(cfg: &ServeConfig) -> Result<(), String> {
             ));
         }
     }
-    let _ = cfg;
-    Ok(())
+    drop(ring);
+    setup(cfg).map(drop)
+}
+
+/// Whether this worker uses multishot recv: Linux 6.0 (IORING_RECV_MULTISHOT),
+/// unless `--uring-tier 5.19` forces the single-shot path.
+fn use_multishot_recv(cfg: &ServeConfig) -> bool {
+    cfg.uring_tier == UringTier::Auto && sys::kernel_version().is_none_or(|v| v >= (6, 0))
+}
+
+/// One worker's kernel objects: the ring (flags named for the start-up
+/// line) and its registered provided buffer ring. Errors name the step
+/// that failed and its errno, in one line.
+fn setup(cfg: &ServeConfig) -> Result<(IoUring, &'static str, BufRing), String> {
+    let (ring, flags) = build_ring(cfg, use_multishot_recv(cfg)).map_err(|e| setup_error(&e))?;
+    let bufs = BufRing::new(&ring, cfg.uring_bufs, cfg.uring_buf_len as usize).map_err(|e| {
+        format!(
+            "IORING_REGISTER_PBUF_RING ({}×{} B provided buffers): {} ({e}); provided buffer rings need Linux 5.19 (use --mode epoll)",
+            cfg.uring_bufs,
+            cfg.uring_buf_len,
+            errno_name(&e)
+        )
+    })?;
+    Ok((ring, flags, bufs))
+}
+
+/// The symbolic name of an errno (`EFAULT`), for one-line causes.
+fn errno_name(e: &io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::ENOMEM) => "ENOMEM",
+        Some(libc::EFAULT) => "EFAULT",
+        Some(libc::EBUSY) => "EBUSY",
+        Some(libc::EEXIST) => "EEXIST",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::EMFILE) => "EMFILE",
+        Some(libc::ENFILE) => "ENFILE",
+        Some(libc::ENOSYS) => "ENOSYS",
+        Some(libc::EOPNOTSUPP) => "EOPNOTSUPP",
+        Some(n) => return format!("errno {n}"),
+        None => return "error".into(),
+    };
+    name.into()
 }
 
 /// One-line cause of an io_uring_setup(2) failure.
@@ -128,7 +174,7 @@ fn setup_error(e: &io::Error) -> String {
         }
         Some(libc::ENOSYS) => "io_uring_setup: ENOSYS: the kernel has no io_uring, or a seccomp filter (e.g. Docker's default profile) hides it (use --mode epoll)".into(),
         Some(libc::ENOMEM) => "io_uring_setup: ENOMEM: locked-memory limit too low for the ring (raise `ulimit -l`)".into(),
-        _ => format!("io_uring_setup: {e}"),
+        _ => format!("io_uring_setup: {}: {e}", errno_name(e)),
     }
 }
 
@@ -183,7 +229,15 @@ struct BufRing {
 
 impl BufRing {
     fn new(uring: &IoUring, count: u16, buf_len: usize) -> io::Result<BufRing> {
-        let map_len = usize::from(count) * std::mem::size_of::<BufRingEntry>();
+        // Linux 5.19 and 6.0 pin `struct_size(br, bufs, count)` bytes for
+        // IORING_REGISTER_PBUF_RING: one entry more than the ring, since the
+        // header that overlays entry 0 is counted again (6.1 counts it
+        // once). When `count` entries fill whole pages, that extra entry lies
+        // on the page after the ring, and registration fails with EFAULT
+        // unless something else happens to be mapped there (seen on real
+        // 5.19.0 and 6.0.19 kernels with 1024 entries). So the mapping
+        // covers one entry more than the ring.
+        let map_len = (usize::from(count) + 1) * std::mem::size_of::<BufRingEntry>();
         // SAFETY: anonymous private mapping, no fd; the result is checked.
         // mmap returns page-aligned memory, as the kernel requires.
         let ptr = unsafe {
@@ -315,20 +369,10 @@ pub fn run_worker(
     ready: &Ready,
     publisher: Option<super::live::Publisher>,
 ) -> Result<WorkerStats, String> {
-    let multishot_recv =
-        cfg.uring_tier == UringTier::Auto && sys::kernel_version().is_none_or(|v| v >= (6, 0));
-    let fail = |msg: String| setup_failed(ready, msg);
-    let (ring, flags) = match build_ring(cfg, multishot_recv) {
+    let multishot_recv = use_multishot_recv(cfg);
+    let (ring, flags, bufs) = match setup(cfg) {
         Ok(r) => r,
-        Err(e) => return fail(format!("worker {id}: {}", setup_error(&e))),
-    };
-    let bufs = match BufRing::new(&ring, cfg.uring_bufs, cfg.uring_buf_len as usize) {
-        Ok(b) => b,
-        Err(e) => {
-            return fail(format!(
-                "worker {id}: cannot register a provided buffer ring ({e}); it needs Linux 5.19 (use --mode epoll)"
-            ))
-        }
+        Err(e) => return setup_failed(ready, format!("worker {id}: {e}")),
     };
     let mut w = Worker {
         ring,
@@ -358,8 +402,10 @@ pub fn run_worker(
         "single-shot recv (5.19 tier)"
     };
     let _ = ready.send(Ok(format!(
-        "{recv}, {flags}, {}×{} B provided buffers",
-        cfg.uring_bufs, cfg.uring_buf_len
+        "{recv}, {flags}, {}×{} B provided buffers, CQ {}",
+        cfg.uring_bufs,
+        cfg.uring_buf_len,
+        w.ring.params().cq_entries()
     )));
     w.run(cfg.drain)
         .map_err(|e| format!("worker {id}: io_uring_enter: {e}"))?;
