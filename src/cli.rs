@@ -123,7 +123,8 @@ pub struct ServeArgs {
     /// Most connections one worker holds; further connections are closed at accept.
     #[arg(long, default_value_t = 65536)]
     pub max_conns: usize,
-    /// io_uring completion queue size, entries (rounded up to a power of two).
+    /// io_uring completion queue size, entries: 8 to 65536, rounded up to a
+    /// power of two (the start-up line names the size in use).
     #[arg(long, default_value_t = 16384)]
     pub uring_cq_entries: u32,
     /// Provided buffers per worker's buffer ring (a power of two, ≤ 32768).
@@ -154,6 +155,11 @@ pub struct ServeArgs {
 
 /// Default `--interval` of `--hlog`.
 pub const HLOG_INTERVAL_DEFAULT_MS: u64 = 1000;
+
+/// Largest completion queue io_uring_setup(2) accepts with
+/// IORING_SETUP_CQSIZE: IORING_MAX_CQ_ENTRIES = 2 × 32768 (every kernel
+/// since 5.5), entries.
+pub const URING_MAX_CQ_ENTRIES: u32 = 65536;
 /// Shortest `--interval`: the workers' publish interval, ms.
 pub const HLOG_INTERVAL_MIN_MS: u64 = 100;
 
@@ -236,9 +242,9 @@ impl ServeArgs {
                 self.uring_buf_len
             ));
         }
-        if self.uring_cq_entries < 8 {
+        if !(8..=URING_MAX_CQ_ENTRIES).contains(&self.uring_cq_entries) {
             return Err(format!(
-                "--uring-cq-entries {}: must be at least 8",
+                "--uring-cq-entries {}: must be between 8 and {URING_MAX_CQ_ENTRIES} (the kernel's IORING_MAX_CQ_ENTRIES); it is rounded up to a power of two",
                 self.uring_cq_entries
             ));
         }
