@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite drives: curl, ApacheBench (apache2-utils), wrk,
 # nginx-light (the peer the bench scripts compare with), promtool
-# (prometheus) and prlimit (util-linux). Installs only
+# (prometheus), prlimit (util-linux), and for the real-kernel matrix
+# qemu-system-x86, cpio and busybox-static. Installs only
 # what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 
@@ -14,6 +15,11 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # prlimit runs the server with a tiny descriptor table in tests/faults.rs.
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+# The real-kernel matrix (ci/kernels.sh): qemu boots the kernel images with
+# an initramfs (cpio) around a static busybox.
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need+=(busybox-static)
 
 if [ "${#need[@]}" -gt 0 ]; then
     sudo=()
@@ -24,6 +30,12 @@ if [ "${#need[@]}" -gt 0 ]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# tests/metrics.rs parses /metrics with the reference Python client too.
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    echo "ci/deps.sh: installing prometheus_client (PyPI)"
+    python3 -m pip install -q prometheus_client
 fi
 
 # Rust components for the lint steps.

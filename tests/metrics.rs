@@ -137,14 +137,14 @@ fn validate(text: &str) {
         .stderr(Stdio::piped())
         .spawn()
     else {
-        eprintln!("note: python3 not installed; skipping the prometheus_client check");
+        common::skip("python3 not installed: the prometheus_client check cannot run");
         return;
     };
     p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = p.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("No module named 'prometheus_client'") {
-        eprintln!("note: prometheus_client not importable; skipping its check");
+        common::skip("prometheus_client not importable (pip install prometheus_client)");
         return;
     }
     assert!(
@@ -277,7 +277,7 @@ fn epoll_metrics_match_the_load_generator() {
 #[test]
 fn uring_metrics_match_the_load_generator() {
     if let Err(e) = metrics_case("uring", &["--mode", "uring", "--threads", "2"]) {
-        eprintln!("note: skipping the uring case, io_uring is unavailable here:\n{e}");
+        common::skip(&format!("uring case: io_uring is unavailable here:\n{e}"));
     }
 }
 
