@@ -19,7 +19,7 @@ command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 # an initramfs (cpio) around a static busybox.
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
-ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need+=(busybox-static)
+{ ldd /bin/busybox 2>&1 || true; } | grep -q 'not a dynamic' || need+=(busybox-static)
 
 if [ "${#need[@]}" -gt 0 ]; then
     sudo=()
