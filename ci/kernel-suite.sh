@@ -228,14 +228,17 @@ fi
 # Many (OKRING_CONN50K_N, 5000 by default; 50000 for the full figure)
 # keep-alive connections on one uring worker (inside a VM, where
 # RLIMIT_NOFILE can be raised): hold-conns opens them 128 at a time, each
-# answered before the next batch, towards two addresses of 127.0.0.0/8 (each
-# destination has its own ~28 000 ephemeral ports); with all of them open
+# answered before the next batch, towards eight addresses of 127.0.0.0/8
+# with the ephemeral port range widened to 1024-65535 (each destination has
+# its own ports, and connect(2)'s search for a free port grows with how full
+# the range is for that destination); with all of them open
 # the server's RSS is read, then every connection is asked once more. The
 # memory figure is valid in a VM; its timings are not.
 conns50k() {
     n=${OKRING_CONN50K_N:-5000}
     ulimit -n 120000 || { check conn50k/rlimit 1 "cannot raise RLIMIT_NOFILE"; return; }
     echo 65535 >/proc/sys/net/core/somaxconn
+    echo "1024 65535" >/proc/sys/net/ipv4/ip_local_port_range
     label=conn50k
     BIND=0.0.0.0:0
     start_server $label --threads 1 --mode uring --idle-timeout 3600s --header-timeout 3600s
@@ -250,7 +253,10 @@ conns50k() {
     idle=$(awk '/^VmRSS:/ {print $2}' /proc/$pid/status)
     hout=$W/conn50k.hold
     t0=$(date +%s)
-    timeout 1200 "${OKRING_HOLD:?}" --conns $n --hold 5 127.0.0.1:$port 127.0.0.2:$port >"$hout" 2>&1 &
+    dests=
+    for a in 1 2 3 4 5 6 7 8; do dests="$dests 127.0.0.$a:$port"; done
+    # shellcheck disable=SC2086
+    timeout "${OKRING_CONN50K_TIMEOUT:-1200}" "${OKRING_HOLD:?}" --conns $n --hold 5 $dests >"$hout" 2>&1 &
     hpid=$!
     # Wait (bounded by hold-conns' own timeout) for every connection to be
     # open and answered, then read the RSS while they are held.

@@ -130,6 +130,7 @@ ip link set lo up
 export PATH=/bin:/sbin OKRING_BIN=$okring OKRING_DENY=$deny OKRING_HOLD=$hold
 export OKRING_TEST_SERVE=$OKRING_TEST_SERVE OKRING_TEST_FAULTS=$OKRING_TEST_FAULTS
 export OKRING_CONN50K_N=${OKRING_CONN50K_N:-5000}
+export OKRING_CONN50K_TIMEOUT=${OKRING_CONN50K_TIMEOUT:-1200}
 export OKRING_IN_VM=1 CI=true HOME=/root OKRING_SUITE_ONLY="${OKRING_SUITE_ONLY:-}"
 case " \$(cat /proc/cmdline) " in *" okring_conn50k=1 "*) export OKRING_CONN50K=1 ;; esac
 sh /suite.sh </dev/null 2>&1

@@ -4,8 +4,8 @@
 //! own ephemeral ports), send `GET /` on each and read a complete `200`
 //! response, 128 connections at a time; then print
 //! `hold-conns: N connections open, every one answered`, keep them all open
-//! for `--hold` seconds (default 5), ask once more on every connection and
-//! exit 0. Any connect error, non-200 status, short or malformed response,
+//! for `--hold` seconds (default 5), ask once more on every connection
+//! (again 128 at a time) and exit 0. Any connect error, non-200 status, short or malformed response,
 //! or a connection closed by the server exits 1 with a one-line cause.
 //!
 //! Used by the real-kernel matrix (`ci/kernel-suite.sh`) to measure a
@@ -74,15 +74,20 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
 }
 
 /// Send one request on every connection of `conns` (numbered from
-/// `first`), then read every answer; exits on the first failure.
+/// `first`), then read every answer, [`BATCH`] connections at a time (so
+/// that no answer waits behind thousands of others); exits on the first
+/// failure.
 fn ask_all(conns: &mut [TcpStream], first: usize, buf: &mut Vec<u8>, what: &str) {
-    for (i, s) in conns.iter_mut().enumerate() {
-        s.write_all(REQUEST)
-            .unwrap_or_else(|e| fail(format!("connection {}{what}: write: {e}", first + i)));
-    }
-    for (i, s) in conns.iter_mut().enumerate() {
-        read_response(s, buf)
-            .unwrap_or_else(|e| fail(format!("connection {}{what}: {e}", first + i)));
+    for (b, batch) in conns.chunks_mut(BATCH).enumerate() {
+        let first = first + b * BATCH;
+        for (i, s) in batch.iter_mut().enumerate() {
+            s.write_all(REQUEST)
+                .unwrap_or_else(|e| fail(format!("connection {}{what}: write: {e}", first + i)));
+        }
+        for (i, s) in batch.iter_mut().enumerate() {
+            read_response(s, buf)
+                .unwrap_or_else(|e| fail(format!("connection {}{what}: {e}", first + i)));
+        }
     }
 }
 
