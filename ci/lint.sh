@@ -5,3 +5,5 @@ set -euo pipefail
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# libc:: and unsafe only in the kernel edge (src/sys/).
+bash ci/kernel-edge.sh

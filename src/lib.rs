@@ -5,13 +5,18 @@
 //! - [`http`]: request framing and response bytes — pure, no I/O, shared by
 //!   every mode.
 //! - [`stats`]: HdrHistograms, counters, merging and export formats.
-//! - [`sys`]: socket setup, CPU affinity, signals (the unsafe kernel edge
-//!   for everything that is not io_uring).
+//! - [`sys`]: the kernel edge: every `libc::` call and every `unsafe`
+//!   block, except the SQE pushes of the two io_uring drivers
+//!   (`server::uring`, `load::uring`), whose soundness rests on the
+//!   buffers they own (`ci/lint.sh` enforces this).
 //! - [`server`]: the serving modes, one file each, behind one entry point.
 //! - [`load`]: the load generator (`okring load`).
 //! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`report`]: `okring report`, merging histograms of several runs.
 //! - [`cli`]: argument parsing into validated configuration.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
 /// `eprintln!` in one write(2): Rust's stderr is unbuffered, so

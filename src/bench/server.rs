@@ -65,9 +65,9 @@ impl Server {
     /// SIGTERM, then wait for exit (SIGKILL after [`STOP_TIMEOUT_MS`]).
     /// Returns the exit status text (`exit 0`, `signal 9`, ...).
     pub fn stop(mut self) -> Result<String, String> {
-        let pid = self.child.id() as libc::pid_t;
+        let pid = self.child.id() as crate::sys::Pid;
         // `pid` is our own child, not yet reaped, so the id is still its own.
-        crate::sys::kill(pid, libc::SIGTERM);
+        crate::sys::kill(pid, crate::sys::SIGTERM);
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         loop {
             match self.child.try_wait() {

@@ -10,14 +10,14 @@ use std::process::{exit, Command};
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
-    let mut errno = libc::EPERM;
+    let mut errno = okring::sys::EPERM;
     while let Some(a) = args.peek() {
         match a.as_str() {
             "--errno" => {
                 args.next();
                 errno = match args.next().as_deref() {
-                    Some("EPERM") => libc::EPERM,
-                    Some("ENOSYS") => libc::ENOSYS,
+                    Some("EPERM") => okring::sys::EPERM,
+                    Some("ENOSYS") => okring::sys::ENOSYS,
                     other => usage(&format!("--errno {other:?}: expected EPERM or ENOSYS")),
                 };
             }

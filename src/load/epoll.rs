@@ -4,16 +4,18 @@
 //! done when the socket is readable. Results are handed to the worker as
 //! io_uring-style completions so both engines share one state machine.
 //!
-//! Waits use epoll_pwait2(2) (Linux 5.11) for a ns timeout where available.
+//! Waits use epoll_pwait2(2) (Linux 5.11) for a ns timeout where available
+//! ([`Epoll::wait_ns`]).
 //!
-//! Owns the epoll fd; sockets belong to the worker (they are removed from
-//! the interest list before the worker closes them).
+//! Owns the epoll instance and the operation buffers ([`OpBufs`]); sockets
+//! belong to the worker (they are removed from the interest list before the
+//! worker closes them). Every system call goes through [`crate::sys`].
 
-use std::io;
 use std::os::fd::RawFd;
 
-use super::os::{self, RawAddr};
-use super::worker::{Completion, Io, OP_CONNECT, OP_RECV, OP_SEND};
+use super::worker::{Completion, Io, OpBufs, OP_CONNECT, OP_RECV, OP_SEND};
+use crate::sys::net::{self as os, RawAddr};
+use crate::sys::{Epoll as Poller, Event, Interest};
 
 /// Events fetched per epoll_wait(2).
 const EVENTS_PER_WAIT: usize = 256;
@@ -23,68 +25,55 @@ struct Slot {
     fd: RawFd,
     registered: bool,
     connecting: bool,
-    /// An armed recv: where to put the bytes.
-    read: Option<(*mut u8, u32)>,
-    /// A send waiting for `EPOLLOUT`.
-    write: Option<(*const u8, u32)>,
+    /// An armed recv: the offset in the slot's buffer to receive at.
+    read: Option<u32>,
+    /// A send waiting for `EPOLLOUT`: the batch offset to send from.
+    write: Option<u32>,
     /// `EPOLLOUT` is in the interest set.
     out_interest: bool,
 }
 
-/// One thread's epoll instance.
+const FREE: Slot = Slot {
+    fd: -1,
+    registered: false,
+    connecting: false,
+    read: None,
+    write: None,
+    out_interest: false,
+};
+
+/// One thread's epoll engine.
 pub(crate) struct Epoll {
-    ep: RawFd,
+    ep: Poller,
     addr: Box<RawAddr>,
+    bufs: OpBufs,
     slots: Vec<Slot>,
     /// Completions produced synchronously, delivered by the next poll.
     ready: Vec<Completion>,
-    events: Vec<libc::epoll_event>,
-    /// epoll_pwait2 is available (cleared on the first ENOSYS).
-    #[cfg_attr(not(target_env = "gnu"), allow(dead_code))]
-    pwait2: bool,
+    events: Vec<Event>,
 }
 
 impl Epoll {
-    pub(crate) fn new(connections: usize, addr: Box<RawAddr>) -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 with a constant flag; the fd is owned by the Epoll.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if ep < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    pub(crate) fn new(
+        connections: usize,
+        addr: Box<RawAddr>,
+        bufs: OpBufs,
+    ) -> std::io::Result<Epoll> {
         Ok(Epoll {
-            ep,
+            ep: Poller::new(EVENTS_PER_WAIT)?,
             addr,
-            slots: vec![
-                Slot {
-                    fd: -1,
-                    registered: false,
-                    connecting: false,
-                    read: None,
-                    write: None,
-                    out_interest: false,
-                };
-                connections
-            ],
+            bufs,
+            slots: vec![FREE; connections],
             ready: Vec::with_capacity(connections * 2),
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
-            pwait2: true,
+            events: Vec::with_capacity(EVENTS_PER_WAIT),
         })
     }
 
-    fn ctl(&mut self, op: libc::c_int, slot: u32, events: u32) -> i32 {
-        let fd = self.slots[slot as usize].fd;
-        let mut ev = libc::epoll_event {
-            events,
-            u64: slot as u64,
-        };
-        // SAFETY: `ev` is valid for the call; `fd` is an open socket of this slot.
-        let r = unsafe { libc::epoll_ctl(self.ep, op, fd, &mut ev) };
-        if r < 0 {
-            -io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO)
+    fn interest(out: bool) -> Interest {
+        if out {
+            Interest::READABLE.or(Interest::WRITABLE)
         } else {
-            0
+            Interest::READABLE
         }
     }
 
@@ -94,16 +83,16 @@ impl Epoll {
             return;
         }
         s.out_interest = on;
-        let ev = libc::EPOLLIN as u32 | if on { libc::EPOLLOUT as u32 } else { 0 };
-        self.ctl(libc::EPOLL_CTL_MOD, slot, ev);
+        let _ = self
+            .ep
+            .reregister(s.fd, Self::interest(on), u64::from(slot));
     }
 
-    fn do_send(&mut self, slot: u32, buf: *const u8, len: u32) {
+    fn do_send(&mut self, slot: u32, off: u32) {
         let fd = self.slots[slot as usize].fd;
-        // SAFETY: the worker keeps `buf[..len]` valid until this send's completion.
-        let r = unsafe { os::send(fd, buf, len as usize) };
-        if r == -libc::EAGAIN {
-            self.slots[slot as usize].write = Some((buf, len));
+        let r = os::send(fd, self.bufs.batch_from(off));
+        if r < 0 && crate::sys::io_failure(-r) == crate::sys::IoFailure::Again {
+            self.slots[slot as usize].write = Some(off);
             self.set_out_interest(slot, true);
         } else {
             self.ready.push(Completion {
@@ -115,69 +104,16 @@ impl Epoll {
     }
 }
 
-impl Epoll {
-    /// epoll_pwait2(2) (Linux 5.11, ns timeout) where the C library has it
-    /// and the kernel accepts it; else epoll_wait(2) with the timeout rounded
-    /// up to whole ms (an open-loop send may then start up to 1 ms late).
-    fn wait(&mut self, timeout_ns: u64) -> i32 {
-        #[cfg(target_env = "gnu")]
-        if self.pwait2 {
-            let ts = libc::timespec {
-                tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (timeout_ns % 1_000_000_000) as _,
-            };
-            // SAFETY: `events` holds EVENTS_PER_WAIT entries; `ts` is valid
-            // for the call; a null sigmask leaves the mask unchanged.
-            let n = unsafe {
-                libc::epoll_pwait2(
-                    self.ep,
-                    self.events.as_mut_ptr(),
-                    EVENTS_PER_WAIT as i32,
-                    &ts,
-                    std::ptr::null(),
-                )
-            };
-            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
-                return n;
-            }
-            self.pwait2 = false;
-        }
-        let timeout_ms = timeout_ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32;
-        // SAFETY: `events` is a valid buffer of EVENTS_PER_WAIT entries.
-        unsafe {
-            libc::epoll_wait(
-                self.ep,
-                self.events.as_mut_ptr(),
-                EVENTS_PER_WAIT as i32,
-                timeout_ms,
-            )
-        }
-    }
-}
-
-impl Drop for Epoll {
-    fn drop(&mut self) {
-        os::close(self.ep);
-    }
-}
-
 impl Io for Epoll {
     fn nonblocking(&self) -> bool {
         true
     }
 
     fn connect(&mut self, slot: u32, fd: RawFd) {
-        let s = &mut self.slots[slot as usize];
-        *s = Slot {
-            fd,
-            registered: false,
-            connecting: false,
-            read: None,
-            write: None,
-            out_interest: false,
-        };
+        self.slots[slot as usize] = Slot { fd, ..FREE };
         let r = os::connect(fd, &self.addr);
-        if r != 0 && r != -libc::EINPROGRESS {
+        let in_progress = os::is_in_progress(r);
+        if r != 0 && !in_progress {
             self.ready.push(Completion {
                 slot,
                 op: OP_CONNECT,
@@ -185,23 +121,18 @@ impl Io for Epoll {
             });
             return;
         }
-        let in_progress = r == -libc::EINPROGRESS;
-        let ev = libc::EPOLLIN as u32
-            | if in_progress {
-                libc::EPOLLOUT as u32
-            } else {
-                0
-            };
-        let reg = self.ctl(libc::EPOLL_CTL_ADD, slot, ev);
-        let s = &mut self.slots[slot as usize];
-        if reg < 0 {
+        if let Err(e) = self
+            .ep
+            .register(fd, Self::interest(in_progress), u64::from(slot))
+        {
             self.ready.push(Completion {
                 slot,
                 op: OP_CONNECT,
-                res: reg,
+                res: -e.raw_os_error().unwrap_or(os::EIO),
             });
             return;
         }
+        let s = &mut self.slots[slot as usize];
         s.registered = true;
         s.out_interest = in_progress;
         s.connecting = in_progress;
@@ -214,40 +145,43 @@ impl Io for Epoll {
         }
     }
 
-    fn send(&mut self, slot: u32, _fd: RawFd, buf: *const u8, len: u32) {
-        self.do_send(slot, buf, len);
+    fn send(&mut self, slot: u32, _fd: RawFd, off: u32) {
+        self.do_send(slot, off);
     }
 
-    fn recv(&mut self, slot: u32, _fd: RawFd, buf: *mut u8, len: u32) {
-        self.slots[slot as usize].read = Some((buf, len));
+    fn recv(&mut self, slot: u32, _fd: RawFd, start: u32) {
+        self.slots[slot as usize].read = Some(start);
+    }
+
+    fn recv_buf(&mut self, slot: u32) -> &mut [u8] {
+        self.bufs.recv_buf(slot)
     }
 
     fn shutdown(&mut self, slot: u32, _fd: RawFd, _connect_pending: bool) {
-        if self.slots[slot as usize].registered {
-            self.ctl(libc::EPOLL_CTL_DEL, slot, 0);
-        }
         let s = &mut self.slots[slot as usize];
+        if s.registered {
+            let _ = self.ep.deregister(s.fd);
+        }
         s.registered = false;
-        let cancelled = -libc::ECANCELED;
         if s.read.take().is_some() {
             self.ready.push(Completion {
                 slot,
                 op: OP_RECV,
-                res: cancelled,
+                res: os::CANCELED,
             });
         }
         if s.write.take().is_some() {
             self.ready.push(Completion {
                 slot,
                 op: OP_SEND,
-                res: cancelled,
+                res: os::CANCELED,
             });
         }
         if std::mem::take(&mut s.connecting) {
             self.ready.push(Completion {
                 slot,
                 op: OP_CONNECT,
-                res: cancelled,
+                res: os::CANCELED,
             });
         }
     }
@@ -260,24 +194,19 @@ impl Io for Epoll {
     fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String> {
         let timeout_ns = if self.ready.is_empty() { timeout_ns } else { 0 };
         out.append(&mut self.ready);
-        let n = self.wait(timeout_ns);
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                return Ok(());
-            }
+        let mut events = std::mem::take(&mut self.events);
+        if let Err(e) = self.ep.wait_ns(&mut events, timeout_ns) {
+            self.events = events;
             return Err(format!("epoll_wait failed: {e}"));
         }
-        for i in 0..n as usize {
-            let ev = self.events[i];
-            let slot = ev.u64 as u32;
-            let bits = ev.events;
+        for ev in &events {
+            let slot = ev.token as u32;
             let s = self.slots[slot as usize];
             if !s.registered {
                 continue;
             }
-            let writable = bits & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
-            let readable = bits & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+            let writable = ev.writable || ev.hangup;
+            let readable = ev.readable || ev.hangup;
             if s.connecting && writable {
                 self.slots[slot as usize].connecting = false;
                 self.set_out_interest(slot, false);
@@ -288,16 +217,14 @@ impl Io for Epoll {
                 });
                 continue;
             }
-            if let (Some((buf, len)), true) = (s.write, writable) {
+            if let (Some(off), true) = (s.write, writable) {
                 self.slots[slot as usize].write = None;
                 self.set_out_interest(slot, false);
-                self.do_send(slot, buf, len);
+                self.do_send(slot, off);
             }
-            if let (Some((buf, len)), true) = (s.read, readable) {
-                // SAFETY: the worker keeps `buf[..len]` valid and unused until
-                // this recv's completion.
-                let r = unsafe { os::recv(s.fd, buf, len as usize) };
-                if r != -libc::EAGAIN {
+            if let (Some(start), true) = (s.read, readable) {
+                let r = os::recv(s.fd, self.bufs.recv_span(slot, start));
+                if !(r < 0 && crate::sys::io_failure(-r) == crate::sys::IoFailure::Again) {
                     self.slots[slot as usize].read = None;
                     out.push(Completion {
                         slot,
@@ -307,6 +234,7 @@ impl Io for Epoll {
                 }
             }
         }
+        self.events = events;
         out.append(&mut self.ready);
         Ok(())
     }

@@ -15,7 +15,6 @@
 //! sends only to the address given (no DNS beyond `localhost`).
 
 mod epoll;
-mod os;
 mod parse;
 mod uring;
 mod worker;
@@ -32,6 +31,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 
 use crate::stats::{self, fmt_ns, new_histogram};
+use crate::sys::net as os;
 use worker::{Core, Plan, StartGate, ThreadOut};
 
 pub use worker::LATE_SEND_THRESHOLD_NS;
@@ -129,14 +129,14 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
             Some((a, b)) => {
                 let a: usize = a.trim().parse().map_err(|_| bad())?;
                 let b: usize = b.trim().parse().map_err(|_| bad())?;
-                if a > b || b >= libc::CPU_SETSIZE as usize {
+                if a > b || b >= crate::sys::CPU_SETSIZE {
                     return Err(bad());
                 }
                 cpus.extend(a..=b);
             }
             None => {
                 let c: usize = part.parse().map_err(|_| bad())?;
-                if c >= libc::CPU_SETSIZE as usize {
+                if c >= crate::sys::CPU_SETSIZE {
                     return Err(bad());
                 }
                 cpus.push(c);
@@ -653,17 +653,9 @@ fn fmt_bytes(b: f64) -> String {
 /// no io_uring in this kernel or sandbox).
 pub fn probe_uring() -> Result<(), String> {
     let addr = os::RawAddr::new(SocketAddr::from(([127, 0, 0, 1], 1)));
-    uring::Uring::new(1, addr)
+    uring::Uring::new(1, addr, worker::OpBufs::new(Vec::new(), 1))
         .map(|_| ())
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) => format!(
-            "io_uring_setup: {e} (kernel.io_uring_disabled sysctl or a seccomp profile forbids it)"
-        ),
-            Some(libc::ENOSYS) => {
-                format!("io_uring_setup: {e} (no io_uring in this kernel or sandbox)")
-            }
-            _ => format!("io_uring_setup: {e}"),
-        })
+        .map_err(|e| crate::sys::uring::setup_error(&e))
 }
 
 /// Run the load described by `cfg` and return the merged result.
@@ -753,7 +745,11 @@ fn thread_main(
     engine: Engine,
 ) -> Result<ThreadOut, String> {
     let addr = os::RawAddr::new(plan.addr);
-    let pinned = cpu.map_or(Ok(()), os::pin_current_thread);
+    let pinned = cpu.map_or(Ok(()), |c| {
+        crate::sys::pin_current_thread(c).map_err(|e| {
+            format!("--cpus: cannot pin to CPU {c}: {e}; pick CPUs this process may use (see taskset -p $$)")
+        })
+    });
     let mut core = Core::new(plan, first, conns);
     let fail = |e: String| {
         gate.connected.wait();
@@ -764,14 +760,18 @@ fn thread_main(
         return fail(e);
     }
     match engine {
-        Engine::Uring => match uring::Uring::new(conns, addr) {
-            Ok(mut io) => core.drive(&mut io, gate),
-            Err(e) => fail(format!("io_uring setup failed in a load thread: {e}")),
-        },
-        Engine::Epoll => match epoll::Epoll::new(conns, addr) {
-            Ok(mut io) => core.drive(&mut io, gate),
-            Err(e) => fail(format!("epoll_create1 failed: {e}")),
-        },
+        Engine::Uring => {
+            match uring::Uring::new(conns, addr, worker::OpBufs::new(plan.batch(), conns)) {
+                Ok(mut io) => core.drive(&mut io, gate),
+                Err(e) => fail(format!("io_uring setup failed in a load thread: {e}")),
+            }
+        }
+        Engine::Epoll => {
+            match epoll::Epoll::new(conns, addr, worker::OpBufs::new(plan.batch(), conns)) {
+                Ok(mut io) => core.drive(&mut io, gate),
+                Err(e) => fail(format!("epoll_create1 failed: {e}")),
+            }
+        }
     }
 }
 

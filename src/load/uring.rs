@@ -10,28 +10,51 @@
 //! which completes the pending recv, plus `IORING_OP_ASYNC_CANCEL` for a
 //! pending connect.
 //!
-//! Setup flags: SINGLE_ISSUER + DEFER_TASKRUN (6.1) when accepted, else
-//! COOP_TASKRUN (5.19), else none. Owns the ring fd only; sockets belong to
-//! the worker.
+//! Setup flags: the server's ladder ([`crate::sys::uring::build_ring`]):
+//! SINGLE_ISSUER + DEFER_TASKRUN (6.1), SINGLE_ISSUER (6.0), none. Owns
+//! the ring and the buffers its operations use ([`OpBufs`]); sockets belong
+//! to the worker. If operations are still in flight when it is dropped
+//! (the worker's bounded teardown gave up), the buffers are leaked rather
+//! than freed under the kernel.
 
 use std::io;
 use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use super::os::RawAddr;
-use super::worker::{Completion, Io, OP_CONNECT, OP_OTHER, OP_RECV, OP_SEND};
+use super::worker::{Completion, Io, OpBufs, OP_CONNECT, OP_OTHER, OP_RECV, OP_SEND};
+use crate::sys::net::RawAddr;
 
 /// Largest submission queue the kernel accepts (IORING_MAX_ENTRIES).
 const MAX_SQ_ENTRIES: u32 = 32768;
 
-/// One thread's ring.
+/// One thread's ring. Field order matters: `ring` drops (and with it the
+/// kernel's use of every buffer) before `bufs` and `addr`.
 pub(crate) struct Uring {
     ring: IoUring,
     /// The target, read by IORING_OP_CONNECT while a connect is in flight;
     /// boxed so its address is stable.
     addr: Box<RawAddr>,
+    bufs: OpBufs,
+    /// Connects, sends and recvs submitted and not yet completed.
+    in_flight: usize,
     fatal: Option<String>,
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        if self.in_flight > 0 {
+            // The kernel may still write these; never free them under it.
+            std::mem::forget(std::mem::replace(
+                &mut self.bufs,
+                OpBufs::new(Vec::new(), 0),
+            ));
+            std::mem::forget(std::mem::replace(
+                &mut self.addr,
+                RawAddr::new(([0, 0, 0, 0], 0).into()),
+            ));
+        }
+    }
 }
 
 #[inline]
@@ -42,60 +65,45 @@ fn user_data(slot: u32, op: u8) -> u64 {
 impl Uring {
     /// A ring sized for `connections` (each has at most a recv, a send and a
     /// connect or cancel in flight). Errors name the failing setup step.
-    pub(crate) fn new(connections: usize, addr: Box<RawAddr>) -> io::Result<Uring> {
+    pub(crate) fn new(connections: usize, addr: Box<RawAddr>, bufs: OpBufs) -> io::Result<Uring> {
         let sq = ((connections as u32).saturating_mul(2) + 16)
             .next_power_of_two()
             .clamp(64, MAX_SQ_ENTRIES);
         let cq = sq.saturating_mul(4);
-        let attempts: [fn(&mut io_uring::Builder); 3] = [
-            |b| {
-                b.setup_single_issuer().setup_defer_taskrun();
-            },
-            |b| {
-                b.setup_coop_taskrun();
-            },
-            |_| {},
-        ];
-        let mut last = io::Error::from_raw_os_error(libc::EINVAL);
-        for flags in attempts {
-            let mut b = IoUring::builder();
-            b.setup_cqsize(cq);
-            flags(&mut b);
-            match b.build(sq) {
-                Ok(ring) => {
-                    if !ring.params().is_feature_ext_arg() {
-                        return Err(io::Error::other(
-                            "kernel lacks IORING_FEAT_EXT_ARG (Linux 5.11)",
-                        ));
-                    }
-                    return Ok(Uring {
-                        ring,
-                        addr,
-                        fatal: None,
-                    });
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
-                Err(e) => return Err(e),
-            }
+        // The ladder the server uses (sys::uring::build_ring).
+        let (ring, _flags) = crate::sys::uring::build_ring(sq, cq, true)?;
+        if !ring.params().is_feature_ext_arg() {
+            return Err(io::Error::other(
+                "kernel lacks IORING_FEAT_EXT_ARG (Linux 5.11)",
+            ));
         }
-        Err(last)
+        Ok(Uring {
+            ring,
+            addr,
+            bufs,
+            in_flight: 0,
+            fatal: None,
+        })
     }
 
     #[inline]
     fn push(&mut self, entry: squeue::Entry) {
+        if (entry.get_user_data() & 0xff) as u8 != OP_OTHER {
+            self.in_flight += 1;
+        }
         loop {
             // SAFETY: every buffer an entry points to outlives its operation:
-            // sends read the worker's batch buffer and recvs write the
-            // worker's per-slot buffers, both kept until every operation has
-            // completed (Core::teardown waits for that); connects read
-            // `self.addr`, which lives as long as the ring.
+            // sends read `bufs`' batch, recvs write a slot of `bufs` that is
+            // marked busy (no safe access) until its completion, connects
+            // read `addr`; all three are owned by this engine and, while any
+            // operation is in flight, never freed (Drop leaks them).
             let pushed = unsafe { self.ring.submission().push(&entry) };
             if pushed.is_ok() {
                 return;
             }
             // SQ full: hand what is queued to the kernel and retry.
             if let Err(e) = self.ring.submit() {
-                if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
+                if !crate::sys::uring::is_retry(&e) {
                     self.fatal = Some(format!("io_uring submit failed: {e}"));
                     return;
                 }
@@ -110,21 +118,23 @@ impl Io for Uring {
     }
 
     fn connect(&mut self, slot: u32, fd: RawFd) {
-        let e = opcode::Connect::new(types::Fd(fd), self.addr.as_ptr(), self.addr.len)
+        let e = opcode::Connect::new(types::Fd(fd), self.addr.as_ptr(), self.addr.socklen())
             .build()
             .user_data(user_data(slot, OP_CONNECT));
         self.push(e);
     }
 
-    fn send(&mut self, slot: u32, fd: RawFd, buf: *const u8, len: u32) {
-        let e = opcode::Send::new(types::Fd(fd), buf, len)
-            .flags(libc::MSG_NOSIGNAL)
+    fn send(&mut self, slot: u32, fd: RawFd, off: u32) {
+        let rest = self.bufs.batch_from(off);
+        let e = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
+            .flags(crate::sys::MSG_NOSIGNAL)
             .build()
             .user_data(user_data(slot, OP_SEND));
         self.push(e);
     }
 
-    fn recv(&mut self, slot: u32, fd: RawFd, buf: *mut u8, len: u32) {
+    fn recv(&mut self, slot: u32, fd: RawFd, start: u32) {
+        let (buf, len) = self.bufs.begin_recv(slot, start);
         let e = opcode::Recv::new(types::Fd(fd), buf, len)
             .build()
             .user_data(user_data(slot, OP_RECV));
@@ -132,7 +142,7 @@ impl Io for Uring {
     }
 
     fn shutdown(&mut self, slot: u32, fd: RawFd, connect_pending: bool) {
-        super::os::shutdown(fd);
+        crate::sys::net::shutdown(fd);
         if !connect_pending {
             return;
         }
@@ -144,8 +154,12 @@ impl Io for Uring {
         self.push(e);
     }
 
+    fn recv_buf(&mut self, slot: u32) -> &mut [u8] {
+        self.bufs.recv_buf(slot)
+    }
+
     fn close(&mut self, _slot: u32, fd: RawFd) {
-        super::os::close(fd);
+        crate::sys::net::close(fd);
     }
 
     fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String> {
@@ -158,18 +172,23 @@ impl Io for Uring {
         let args = types::SubmitArgs::new().timespec(&ts);
         match self.ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
-            Err(e) => match e.raw_os_error() {
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) => {}
-                _ => return Err(format!("io_uring_enter failed: {e}")),
-            },
+            Err(e) if crate::sys::uring::is_wait_end(&e) => {}
+            Err(e) => return Err(format!("io_uring_enter failed: {e}")),
         }
         for cqe in self.ring.completion() {
             let ud = cqe.user_data();
-            out.push(Completion {
+            let c = Completion {
                 slot: (ud >> 8) as u32,
                 op: (ud & 0xff) as u8,
                 res: cqe.result(),
-            });
+            };
+            if c.op != OP_OTHER {
+                self.in_flight -= 1;
+            }
+            if c.op == OP_RECV {
+                self.bufs.end_recv(c.slot);
+            }
+            out.push(c);
         }
         Ok(())
     }

@@ -23,10 +23,10 @@ use std::sync::Barrier;
 
 use hdrhistogram::Histogram;
 
-use super::os::{self, RawAddr};
 use super::parse::{parse_head, BodyLen, Parsed};
 use super::ErrorCounts;
 use crate::stats::{new_histogram, record_ns};
+use crate::sys::net::{self as os, RawAddr};
 
 /// Receive buffer per connection, bytes. A response head must fit in it;
 /// bodies stream through it and are counted, not kept.
@@ -56,6 +56,71 @@ pub(crate) struct Completion {
     pub res: i32,
 }
 
+/// The memory the operations of one engine read and write, owned by the
+/// engine so that no operation outlives it: the request batch every send
+/// reads (`pipeline` copies of the request) and one receive buffer of
+/// [`RECV_BUF_LEN`] bytes per connection slot. While a recv is in flight on
+/// a slot its buffer belongs to the kernel: [`OpBufs::recv_buf`] refuses it.
+pub(crate) struct OpBufs {
+    batch: Box<[u8]>,
+    recv: Box<[u8]>,
+    recv_busy: Vec<bool>,
+}
+
+impl OpBufs {
+    /// Buffers for `connections` slots, sending `batch`.
+    pub(crate) fn new(batch: Vec<u8>, connections: usize) -> OpBufs {
+        OpBufs {
+            batch: batch.into_boxed_slice(),
+            recv: vec![0u8; connections * RECV_BUF_LEN].into_boxed_slice(),
+            recv_busy: vec![false; connections],
+        }
+    }
+
+    /// The rest of the batch from byte `off`.
+    pub(crate) fn batch_from(&self, off: u32) -> &[u8] {
+        &self.batch[(off as usize).min(self.batch.len())..]
+    }
+
+    /// A recv into `slot`'s buffer from byte `start` begins: the span it
+    /// may write, (pointer, length); the buffer is the kernel's until
+    /// [`end_recv`](Self::end_recv). Panics if a recv is already in flight
+    /// there or `start` is past the buffer.
+    pub(crate) fn begin_recv(&mut self, slot: u32, start: u32) -> (*mut u8, u32) {
+        let busy = &mut self.recv_busy[slot as usize];
+        assert!(!*busy, "a second recv into slot {slot}");
+        assert!((start as usize) < RECV_BUF_LEN);
+        *busy = true;
+        let base = slot as usize * RECV_BUF_LEN + start as usize;
+        let end = (slot as usize + 1) * RECV_BUF_LEN;
+        (self.recv[base..end].as_mut_ptr(), (end - base) as u32)
+    }
+
+    /// The recv into `slot`'s buffer completed (or never started).
+    pub(crate) fn end_recv(&mut self, slot: u32) {
+        self.recv_busy[slot as usize] = false;
+    }
+
+    /// `slot`'s receive buffer from byte `start`, for a recv done at once
+    /// (a nonblocking engine).
+    pub(crate) fn recv_span(&mut self, slot: u32, start: u32) -> &mut [u8] {
+        self.recv_buf(slot)
+            .get_mut(start as usize..)
+            .unwrap_or(&mut [])
+    }
+
+    /// `slot`'s whole receive buffer. Panics while a recv is in flight on
+    /// it (the kernel may be writing it).
+    pub(crate) fn recv_buf(&mut self, slot: u32) -> &mut [u8] {
+        assert!(
+            !self.recv_busy[slot as usize],
+            "slot {slot}: recv in flight"
+        );
+        let base = slot as usize * RECV_BUF_LEN;
+        &mut self.recv[base..base + RECV_BUF_LEN]
+    }
+}
+
 /// An I/O mechanism. Operations are started here and finish later as
 /// [`Completion`]s returned by [`Io::poll`], exactly one per started
 /// operation (`connect`, `send`, `recv`); failures to start are reported as
@@ -65,11 +130,14 @@ pub(crate) trait Io {
     fn nonblocking(&self) -> bool;
     /// Start connecting `fd` to the target.
     fn connect(&mut self, slot: u32, fd: RawFd);
-    /// Start sending `len` bytes at `buf`, which stays valid until the send's completion.
-    fn send(&mut self, slot: u32, fd: RawFd, buf: *const u8, len: u32);
-    /// Start receiving up to `len` bytes into `buf`, which stays valid and
-    /// untouched until the recv's completion.
-    fn recv(&mut self, slot: u32, fd: RawFd, buf: *mut u8, len: u32);
+    /// Start sending the request batch from byte `off` (a short send
+    /// continues from there).
+    fn send(&mut self, slot: u32, fd: RawFd, off: u32);
+    /// Start receiving into `slot`'s buffer from byte `start` to its end.
+    fn recv(&mut self, slot: u32, fd: RawFd, start: u32);
+    /// `slot`'s receive buffer ([`RECV_BUF_LEN`] bytes), when no recv is
+    /// in flight on it.
+    fn recv_buf(&mut self, slot: u32) -> &mut [u8];
     /// Make every operation pending on `fd` complete soon; `connect_pending`
     /// says whether a connect is among them.
     fn shutdown(&mut self, slot: u32, fd: RawFd, connect_pending: bool);
@@ -78,6 +146,13 @@ pub(crate) trait Io {
     /// Start queued operations, wait up to `timeout_ns` for at least one
     /// completion, and append every available completion to `out`.
     fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String>;
+}
+
+impl Plan {
+    /// One batch: `pipeline` copies of the request.
+    pub(crate) fn batch(&self) -> Vec<u8> {
+        self.request.repeat(self.pipeline as usize)
+    }
 }
 
 /// What every load thread shares (read-only).
@@ -272,9 +347,8 @@ pub(crate) struct Core<'p> {
     plan: &'p Plan,
     addr: Box<RawAddr>,
     conns: Vec<Conn>,
-    bufs: Vec<u8>,
-    /// `pipeline` copies of the request: one batch, sent by every connection.
-    batch: Vec<u8>,
+    /// Bytes of one batch (`pipeline` copies of the request).
+    batch_len: usize,
     phase: Phase,
     t0: u64,
     end: u64,
@@ -292,10 +366,6 @@ pub(crate) struct Core<'p> {
 impl<'p> Core<'p> {
     /// Slots `0..connections` are global connections `first_global..`.
     pub(crate) fn new(plan: &'p Plan, first_global: usize, connections: usize) -> Self {
-        let mut batch = Vec::with_capacity(plan.request.len() * plan.pipeline as usize);
-        for _ in 0..plan.pipeline {
-            batch.extend_from_slice(&plan.request);
-        }
         let conns = (0..connections)
             .map(|i| Conn {
                 fd: -1,
@@ -308,8 +378,7 @@ impl<'p> Core<'p> {
             plan,
             addr: RawAddr::new(plan.addr),
             conns,
-            bufs: vec![0u8; connections * RECV_BUF_LEN],
-            batch,
+            batch_len: plan.batch().len(),
             phase: Phase::Setup,
             t0: 0,
             end: u64::MAX,
@@ -587,11 +656,11 @@ impl<'p> Core<'p> {
         c.sent_at = now;
         c.intended = intended;
         c.send_off = 0;
-        c.send_len = self.batch.len() as u32;
+        c.send_len = self.batch_len as u32;
         c.send_inflight = true;
         let s = &mut self.stats;
         if s.on(now) {
-            s.out.bytes_written += self.batch.len() as u64;
+            s.out.bytes_written += self.batch_len as u64;
             if s.open {
                 let lag = now - intended;
                 s.out.sends += 1;
@@ -604,7 +673,7 @@ impl<'p> Core<'p> {
         if s.open {
             c.next_k += 1;
         }
-        io.send(slot, c.fd, self.batch.as_ptr(), c.send_len);
+        io.send(slot, c.fd, 0);
     }
 
     fn on_send<I: Io>(&mut self, io: &mut I, slot: u32, res: i32, now: u64) {
@@ -613,17 +682,14 @@ impl<'p> Core<'p> {
         if c.closing {
             return self.try_finish_close(io, slot, now);
         }
-        if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
+        if res < 0 && crate::sys::io_failure(-res) != crate::sys::IoFailure::Again {
             self.stats.error(now, |e| e.write += 1);
             return self.close(io, slot, now, 0);
         }
         c.send_off += res.max(0) as u32;
         if c.send_off < c.send_len {
             c.send_inflight = true;
-            let off = c.send_off as usize;
-            // In bounds: send_off < send_len == batch.len().
-            let rest = self.batch[off..].as_ptr();
-            return io.send(slot, c.fd, rest, c.send_len - c.send_off);
+            return io.send(slot, c.fd, c.send_off);
         }
         self.maybe_ready(io, slot, now);
     }
@@ -645,12 +711,9 @@ impl<'p> Core<'p> {
 
     fn arm_recv<I: Io>(&mut self, io: &mut I, slot: u32) {
         let c = &mut self.conns[slot as usize];
-        let base = slot as usize * RECV_BUF_LEN + c.rd_end as usize;
-        let len = (RECV_BUF_LEN - c.rd_end as usize) as u32;
         c.recv_inflight = true;
-        // In bounds: rd_end < RECV_BUF_LEN (feed() fails a full buffer).
-        let ptr = self.bufs[base..].as_mut_ptr();
-        io.recv(slot, c.fd, ptr, len);
+        // rd_end < RECV_BUF_LEN: feed() fails a full buffer.
+        io.recv(slot, c.fd, c.rd_end);
     }
 
     fn on_recv<I: Io>(&mut self, io: &mut I, slot: u32, res: i32) {
@@ -660,7 +723,12 @@ impl<'p> Core<'p> {
         if c.closing {
             return self.try_finish_close(io, slot, now);
         }
-        if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ENOBUFS {
+        if res < 0
+            && matches!(
+                crate::sys::io_failure(-res),
+                crate::sys::IoFailure::Again | crate::sys::IoFailure::NoBuffers
+            )
+        {
             return self.arm_recv(io, slot);
         }
         if res <= 0 {
@@ -679,9 +747,7 @@ impl<'p> Core<'p> {
             self.stats.out.bytes_read += res as u64;
         }
         c.rd_end += res as u32;
-        let base = slot as usize * RECV_BUF_LEN;
-        let buf = &mut self.bufs[base..base + RECV_BUF_LEN];
-        if !feed(c, buf, &mut self.stats, now) {
+        if !feed(c, io.recv_buf(slot), &mut self.stats, now) {
             self.stats.error(now, |e| e.parse += 1);
             return self.close(io, slot, now, 0);
         }

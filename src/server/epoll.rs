@@ -3,106 +3,94 @@
 //! io_uring mode must beat. Works on any Linux kernel okring supports.
 //!
 //! Level-triggered epoll (epoll(7)): one read per readiness event into a
-//! per-worker buffer; the responses produced by that read go out in one
-//! send(2) with MSG_NOSIGNAL; on EAGAIN the rest waits for EPOLLOUT and the
-//! connection stops being read (backpressure) until it is sent.
-//! A 100 ms epoll_wait timeout drives the Date refresh, timeouts and accept
-//! back-off.
+//! per-worker buffer. The connection policy is the session's
+//! ([`super::session`]); this worker turns its actions into system calls:
+//! Send → send(2) with MSG_NOSIGNAL at once, and on EAGAIN the rest waits
+//! for EPOLLOUT; PauseRead/ResumeRead → the EPOLLIN interest; Linger →
+//! shutdown(2) `SHUT_WR`; Close → close(2) (dropping the [`OwnedFd`]). The
+//! registered interest is kept equal to what the session wants: EPOLLIN
+//! while it reads, EPOLLOUT while a send waits.
+//!
+//! epoll_wait's timeout is the time to the next 100 ms tick ([`Ticker`]):
+//! Date refresh, the timer wheel of connection deadlines, accept back-off.
 
-use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::conn::{count_expiry, ConnCore, Slab, WorkerCtx, GEN_MASK};
+use super::session::{Action, Session};
+use super::worker::{AcceptGate, Slab, Ticker, TimerWheel, WorkerCtx, GEN_MASK, NO_TIMER};
 use super::{setup_failed, Ready, Stop};
 use crate::cli::ServeConfig;
 use crate::stats::WorkerStats;
-use crate::sys;
+use crate::sys::{self, Epoll, Event, Interest};
 
 /// epoll token of the listener.
 const TOKEN_LISTENER: u64 = u64::MAX;
 /// epoll token of the shutdown eventfd.
 const TOKEN_WAKER: u64 = u64::MAX - 1;
-/// Listener interest: EPOLLEXCLUSIVE (Linux 4.5) so that a listener shared
-/// by several prefork workers wakes one of them per connection, not all.
-const LISTENER_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
 /// Events fetched per epoll_wait.
 const EVENTS_PER_WAIT: usize = 1024;
-/// epoll_wait timeout: the timer tick, ms.
-const TICK_MS: i32 = 100;
-/// Interval of the timeout sweep over all connections, ns.
-const SWEEP_NS: u64 = 1_000_000_000;
 /// Bytes read per read(2).
 const READ_BUF_LEN: usize = 64 * 1024;
 /// Connections accepted per listener readiness event before serving others.
 const ACCEPT_BURST: usize = 64;
-/// How long accepting pauses after EMFILE/ENFILE if no connection closes, ns.
-const ACCEPT_BACKOFF_NS: u64 = 100_000_000;
 
 struct Conn {
-    fd: RawFd,
-    core: ConnCore,
-    /// Bytes of the send in progress (responses of one or more reads).
-    sendbuf: Vec<u8>,
-    /// How much of `sendbuf` the kernel took.
-    sent: usize,
-    /// Registered for EPOLLOUT instead of EPOLLIN.
-    want_out: bool,
-    /// The peer sent its FIN.
-    peer_eof: bool,
-}
-
-/// The epoll instance, with the few epoll_ctl(2) calls the loop needs.
-struct Epoll {
     fd: OwnedFd,
-}
-
-impl Epoll {
-    fn new() -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 takes no pointers; the result is checked.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a new descriptor owned by nobody else.
-        Ok(Epoll {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    fn ctl(&self, op: i32, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
-        // SAFETY: `events` is a valid writable array of the length passed.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as i32,
-                timeout_ms,
-            )
-        };
-        // EINTR (a signal landed on this thread) is an empty wake-up.
-        n.max(0) as usize
-    }
+    s: Session,
+    slot: u32,
+    gen: u32,
+    /// The interest registered for `fd`.
+    interest: Interest,
+    /// The tick of this connection's timer-wheel entry, or [`NO_TIMER`].
+    timer: u64,
 }
 
 fn token(slot: u32, gen: u32) -> u64 {
     (u64::from(gen) << 32) | u64::from(slot)
 }
 
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+impl Conn {
+    /// What the session wants from epoll now.
+    fn wanted(&self) -> Interest {
+        let mut i = Interest::NONE;
+        if self.s.wants_read() {
+            i = i.or(Interest::READABLE);
+        }
+        if self.s.send_in_flight() {
+            // A send that got EAGAIN waits for room.
+            i = i.or(Interest::WRITABLE);
+        }
+        i
+    }
+
+    /// Carry out `a` and what the session gives next; true when it closed.
+    fn drive(&mut self, mut a: Action, w: &mut WorkerCtx) -> bool {
+        let now = w.now_ns();
+        loop {
+            match a {
+                Action::Wait => return false,
+                Action::Send => match sys::send(self.fd.as_raw_fd(), self.s.unsent()) {
+                    Ok(n) => {
+                        a = self.s.on_sent(Ok(n), w.now_ns(), w);
+                        continue;
+                    }
+                    Err(e) => {
+                        if let sys::IoFailure::Failed(kind) = sys::io_failure(e) {
+                            a = self.s.on_sent(Err(kind), now, w);
+                            continue;
+                        }
+                        // EAGAIN: the send stays in flight until EPOLLOUT.
+                    }
+                },
+                Action::PauseRead | Action::ResumeRead => {}
+                Action::Linger => sys::shutdown(self.fd.as_raw_fd(), true),
+                Action::Close(_) => return true,
+            }
+            a = self.s.poll(now);
+        }
+    }
 }
 
 struct Worker<'a> {
@@ -111,8 +99,9 @@ struct Worker<'a> {
     conns: Slab<Conn>,
     ctx: WorkerCtx,
     rbuf: Vec<u8>,
-    /// Accepting is paused (EMFILE/ENFILE) until a close or this time, ns.
-    accept_paused_until: Option<u64>,
+    accept: AcceptGate,
+    wheel: TimerWheel,
+    due: Vec<(u32, u32, u64)>,
     draining: bool,
     stop: &'a Stop,
     id: usize,
@@ -127,35 +116,31 @@ pub fn run_worker(
     ready: &Ready,
     publisher: Option<super::live::Publisher>,
 ) -> Result<WorkerStats, String> {
-    let ep = match Epoll::new() {
+    let ep = match Epoll::new(EVENTS_PER_WAIT) {
         Ok(ep) => ep,
         Err(e) => return setup_failed(ready, format!("worker {id}: epoll_create1: {e}")),
     };
     let setup = ep
-        .ctl(
-            libc::EPOLL_CTL_ADD,
+        .register(
             listener.as_raw_fd(),
-            LISTENER_EVENTS,
+            Interest::READABLE_EXCLUSIVE,
             TOKEN_LISTENER,
         )
-        .and_then(|_| {
-            ep.ctl(
-                libc::EPOLL_CTL_ADD,
-                stop.waker(id),
-                libc::EPOLLIN as u32,
-                TOKEN_WAKER,
-            )
-        });
+        .and_then(|_| ep.register(stop.waker(id), Interest::READABLE, TOKEN_WAKER));
     if let Err(e) = setup {
         return setup_failed(ready, format!("worker {id}: epoll_ctl: {e}"));
     }
+    let ctx = WorkerCtx::new(cfg, publisher);
+    let now = ctx.now_ns();
     let mut w = Worker {
         ep,
         listener: Some(listener),
         conns: Slab::new(),
-        ctx: WorkerCtx::new(cfg, publisher),
+        ctx,
         rbuf: vec![0; READ_BUF_LEN],
-        accept_paused_until: None,
+        accept: AcceptGate::default(),
+        wheel: TimerWheel::new(now),
+        due: Vec::new(),
         draining: false,
         stop,
         id,
@@ -167,26 +152,24 @@ pub fn run_worker(
 
 impl Worker<'_> {
     fn run(&mut self, drain: Duration) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT];
-        let mut last_sweep = self.ctx.now_ns();
+        let mut events: Vec<Event> = Vec::with_capacity(EVENTS_PER_WAIT);
+        let mut ticker = Ticker::new(self.ctx.now_ns());
         let mut deadline = u64::MAX;
         loop {
-            let n = self.ep.wait(&mut events, TICK_MS);
-            for ev in &events[..n] {
-                let (mask, tok) = (ev.events, ev.u64);
-                match tok {
+            let timeout = ticker.timeout_ms(self.ctx.now_ns());
+            self.ep.wait(&mut events, timeout);
+            for ev in &events {
+                match ev.token {
                     TOKEN_LISTENER => self.accept_burst(),
                     TOKEN_WAKER => {
                         // Level-triggered and never read: drop it from the
                         // set, or every wait of the drain returns at once.
-                        let _ = self
-                            .ep
-                            .ctl(libc::EPOLL_CTL_DEL, self.stop.waker(self.id), 0, 0);
+                        let _ = self.ep.deregister(self.stop.waker(self.id));
                     }
-                    _ => self.conn_event(
+                    tok => self.conn_event(
                         (tok & 0xffff_ffff) as u32,
                         (tok >> 32) as u32 & GEN_MASK,
-                        mask,
+                        ev,
                     ),
                 }
             }
@@ -198,265 +181,169 @@ impl Worker<'_> {
             if self.draining && (self.conns.is_empty() || now >= deadline) {
                 break;
             }
-            if let Some(t) = self.accept_paused_until {
-                if now >= t {
-                    self.resume_accept();
-                }
-            }
-            if now.saturating_sub(last_sweep) >= SWEEP_NS / 10 {
-                self.ctx.tick();
-            }
-            if now.saturating_sub(last_sweep) >= SWEEP_NS {
-                last_sweep = now;
-                self.sweep(now);
+            if ticker.due(now) {
+                self.on_tick(now);
             }
         }
-        for (slot, _) in self.conns.live_keys() {
-            self.close(slot);
+        for (slot, gen) in self.conns.live_keys() {
+            self.close(slot, gen);
         }
+    }
+
+    fn on_tick(&mut self, now: u64) {
+        self.ctx.tick();
+        if self.accept.expired(now) {
+            self.watch_listener();
+        }
+        self.wheel.expire(now, &mut self.due);
+        for i in 0..self.due.len() {
+            let (slot, gen, tick) = self.due[i];
+            let Some(c) = self.conns.get_mut(slot, gen) else {
+                continue;
+            };
+            if c.timer != tick {
+                continue; // superseded by an earlier entry
+            }
+            c.timer = NO_TIMER;
+            let a = c.s.on_timer(now, &mut self.ctx);
+            self.settle(slot, gen, a);
+        }
+        self.due.clear();
     }
 
     fn accept_burst(&mut self) {
         let Some(l) = &self.listener else { return };
         let lfd = l.as_raw_fd();
         for _ in 0..ACCEPT_BURST {
-            let fd = match sys::accept_nonblocking(lfd) {
+            let fd = match sys::accept_owned(lfd) {
                 Ok(fd) => fd,
-                Err(libc::EAGAIN) => return,
-                Err(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    self.pause_accept();
-                    return;
-                }
-                // ECONNABORTED, EPROTO, EINTR, EPERM (firewall), ...: that
-                // one connection failed; the listener is fine.
-                Err(_) => {
-                    self.ctx.stats.counters.accept_errors += 1;
-                    continue;
-                }
+                Err(e) => match sys::accept_failure(e) {
+                    sys::AcceptFailure::WouldBlock => return,
+                    sys::AcceptFailure::Exhausted => {
+                        // Drop interest in the listener (no busy loop on a
+                        // level-triggered readable listener) until a close
+                        // or the back-off.
+                        let now = self.ctx.now_ns();
+                        if self.accept.exhausted(now, &mut self.ctx) {
+                            let _ = self.ep.deregister(lfd);
+                        }
+                        return;
+                    }
+                    sys::AcceptFailure::Canceled | sys::AcceptFailure::Transient => {
+                        self.ctx.stats.counters.accept_errors += 1;
+                        continue;
+                    }
+                },
             };
             if self.conns.len() >= self.ctx.max_conns {
-                sys::close_fd(fd);
+                drop(fd);
                 self.ctx.stats.counters.conns_refused += 1;
                 continue;
             }
             let now = self.ctx.now_ns();
-            let (slot, gen) = self.conns.insert_with(|_, _| Conn {
+            let raw = fd.as_raw_fd();
+            let (slot, gen) = self.conns.insert(Conn {
                 fd,
-                core: ConnCore::new(now),
-                sendbuf: Vec::new(),
-                sent: 0,
-                want_out: false,
-                peer_eof: false,
+                s: Session::new(now),
+                slot: 0,
+                gen: 0,
+                interest: Interest::READABLE,
+                timer: NO_TIMER,
             });
             if self
                 .ep
-                .ctl(
-                    libc::EPOLL_CTL_ADD,
-                    fd,
-                    libc::EPOLLIN as u32,
-                    token(slot, gen),
-                )
+                .register(raw, Interest::READABLE, token(slot, gen))
                 .is_err()
             {
-                self.conns.remove(slot);
-                sys::close_fd(fd);
+                self.conns.remove(slot, gen);
                 continue;
             }
             self.ctx.stats.counters.conns_accepted += 1;
+            let c = self.conns.get_mut(slot, gen).expect("just inserted");
+            (c.slot, c.gen) = (slot, gen);
+            self.settle(slot, gen, Action::Wait);
         }
     }
 
-    /// EMFILE/ENFILE: drop interest in the listener (no busy loop on a
-    /// level-triggered readable listener) until a close or the back-off.
-    fn pause_accept(&mut self) {
-        if self.accept_paused_until.is_some() {
-            return;
-        }
+    /// Watch the listener again after an accept back-off.
+    fn watch_listener(&mut self) {
         if let Some(l) = &self.listener {
-            let _ = self.ep.ctl(libc::EPOLL_CTL_DEL, l.as_raw_fd(), 0, 0);
-        }
-        self.ctx.stats.counters.emfile_pauses += 1;
-        self.accept_paused_until = Some(self.ctx.now_ns() + ACCEPT_BACKOFF_NS);
-    }
-
-    fn resume_accept(&mut self) {
-        if self.accept_paused_until.take().is_none() {
-            return;
-        }
-        if let Some(l) = &self.listener {
-            let _ = self.ep.ctl(
-                libc::EPOLL_CTL_ADD,
-                l.as_raw_fd(),
-                LISTENER_EVENTS,
-                TOKEN_LISTENER,
-            );
+            let _ = self
+                .ep
+                .register(l.as_raw_fd(), Interest::READABLE_EXCLUSIVE, TOKEN_LISTENER);
         }
     }
 
-    fn conn_event(&mut self, slot: u32, gen: u32, mask: u32) {
+    fn conn_event(&mut self, slot: u32, gen: u32, ev: &Event) {
         let Some(c) = self.conns.get_mut(slot, gen) else {
             return;
         };
-        let readable = mask & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
-        if c.want_out && mask & libc::EPOLLOUT as u32 != 0 {
-            self.flush(slot, gen);
+        // A send waiting for room goes on; a hang-up surfaces as its error.
+        if c.s.send_in_flight()
+            && (ev.writable || ev.hangup)
+            && c.drive(Action::Send, &mut self.ctx)
+        {
+            self.close(slot, gen);
             return;
         }
-        if readable && !c.want_out {
-            self.read(slot, gen);
+        if !(c.s.wants_read() && (ev.readable || ev.hangup)) {
+            self.settle(slot, gen, Action::Wait);
+            return;
         }
+        let now = self.ctx.now_ns();
+        let a = match sys::read(c.fd.as_raw_fd(), &mut self.rbuf) {
+            Ok(0) => c.s.on_eof(now),
+            Ok(n) => c.s.on_input(&self.rbuf[..n], now, &mut self.ctx),
+            Err(e) => match sys::io_failure(e) {
+                sys::IoFailure::Failed(kind) => c.s.on_recv_error(kind, &mut self.ctx),
+                _ => Action::Wait,
+            },
+        };
+        self.settle(slot, gen, a);
     }
 
-    fn read(&mut self, slot: u32, gen: u32) {
+    /// Carry out `a` for the connection, then close it, or bring its epoll
+    /// interest and timer up to date.
+    fn settle(&mut self, slot: u32, gen: u32, a: Action) {
         let Some(c) = self.conns.get_mut(slot, gen) else {
             return;
         };
-        // SAFETY: rbuf is a valid writable buffer of the length passed.
-        let n = unsafe { libc::read(c.fd, self.rbuf.as_mut_ptr().cast(), self.rbuf.len()) };
-        if n > 0 {
-            let now = self.ctx.now_ns();
-            c.core.input(&self.rbuf[..n as usize], now, &mut self.ctx);
-            if c.core.has_out() {
-                self.flush(slot, gen);
-            }
+        if c.drive(a, &mut self.ctx) {
+            self.close(slot, gen);
             return;
         }
-        if n == 0 {
-            // FIN from the peer: every complete request is already answered
-            // (or in `sendbuf`); close once that is sent.
-            c.peer_eof = true;
-            if c.sendbuf.is_empty() {
-                self.close(slot);
-            }
-            return;
+        let want = c.wanted();
+        if want != c.interest {
+            c.interest = want;
+            let _ = self.ep.reregister(c.fd.as_raw_fd(), want, token(slot, gen));
         }
-        match errno() {
-            libc::EAGAIN | libc::EINTR => {}
-            libc::ECONNRESET | libc::EPIPE => {
-                self.ctx.stats.counters.resets += 1;
-                self.close(slot);
-            }
-            _ => self.close(slot),
+        if let Some((at, _)) = c.s.deadline(&self.ctx) {
+            self.wheel.arm(slot, gen, at, &mut c.timer);
         }
     }
 
-    /// Send what is pending; the responses of one read go out in one send.
-    fn flush(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else {
-            return;
-        };
-        loop {
-            if c.sendbuf.is_empty() {
-                if !c.core.has_out() {
-                    break;
-                }
-                c.core.begin_send();
-                std::mem::swap(&mut c.core.out, &mut c.sendbuf);
-                c.sent = 0;
-            }
-            let rest = &c.sendbuf[c.sent..];
-            // SAFETY: `rest` is a valid readable slice of the length passed;
-            // MSG_NOSIGNAL turns SIGPIPE into EPIPE (send(2)).
-            let n =
-                unsafe { libc::send(c.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
-            if n < 0 {
-                match errno() {
-                    libc::EAGAIN | libc::EINTR => {
-                        if !c.want_out {
-                            c.want_out = true;
-                            let _ = self.ep.ctl(
-                                libc::EPOLL_CTL_MOD,
-                                c.fd,
-                                libc::EPOLLOUT as u32,
-                                token(slot, gen),
-                            );
-                        }
-                        return;
-                    }
-                    libc::EPIPE | libc::ECONNRESET => {
-                        self.ctx.stats.counters.resets += 1;
-                        self.close(slot);
-                        return;
-                    }
-                    _ => {
-                        self.close(slot);
-                        return;
-                    }
-                }
-            }
-            c.sent += n as usize;
-            if c.sent < c.sendbuf.len() {
-                self.ctx.stats.counters.short_sends += 1;
-                continue;
-            }
-            let now = self.ctx.now_ns();
-            c.core.end_send(now, &mut self.ctx);
-            c.sendbuf.clear();
-            c.sent = 0;
-        }
-        if c.want_out {
-            c.want_out = false;
-            let _ = self.ep.ctl(
-                libc::EPOLL_CTL_MOD,
-                c.fd,
-                libc::EPOLLIN as u32,
-                token(slot, gen),
-            );
-        }
-        if c.peer_eof || (self.draining && c.core.is_quiet() && !c.core.close_after) {
-            self.close(slot);
-        } else if c.core.close_after && !c.core.lingering {
-            self.linger(slot, gen);
-        }
-    }
-
-    /// Lingering close (RFC 9112 §9.6): send our FIN after the last
-    /// response, then discard input until the peer's FIN (or the linger
-    /// timeout), so unread request bytes never turn into a RST that could
-    /// destroy the response before the client reads it.
-    fn linger(&mut self, slot: u32, gen: u32) {
-        let Some(c) = self.conns.get_mut(slot, gen) else {
-            return;
-        };
-        // SAFETY: shutdown(2) on a descriptor this worker owns.
-        unsafe { libc::shutdown(c.fd, libc::SHUT_WR) };
-        c.core.lingering = true;
-        c.core.since_ns = self.ctx.now_ns();
-    }
-
-    fn close(&mut self, slot: u32) {
-        if let Some(c) = self.conns.remove(slot) {
-            // close(2) also removes the fd from the epoll set.
-            sys::close_fd(c.fd);
+    fn close(&mut self, slot: u32, gen: u32) {
+        // Dropping the fd closes it, which also removes it from the epoll set.
+        if self.conns.remove(slot, gen).is_some() {
             self.ctx.stats.counters.conns_closed += 1;
-            self.resume_accept();
+            if self.accept.release() {
+                self.watch_listener();
+            }
         }
     }
 
     fn begin_drain(&mut self) {
         self.draining = true;
         if let Some(l) = self.listener.take() {
-            let _ = self.ep.ctl(libc::EPOLL_CTL_DEL, l.as_raw_fd(), 0, 0);
+            let _ = self.ep.deregister(l.as_raw_fd());
             sys::close_fd(l.into_raw_fd());
         }
-        self.accept_paused_until = None;
+        self.accept.release();
+        let now = self.ctx.now_ns();
         for (slot, gen) in self.conns.live_keys() {
             if let Some(c) = self.conns.get_mut(slot, gen) {
-                if c.sendbuf.is_empty() && c.core.is_quiet() {
-                    self.close(slot);
-                }
-            }
-        }
-    }
-
-    fn sweep(&mut self, now: u64) {
-        for (slot, gen) in self.conns.live_keys() {
-            let Some(c) = self.conns.get_mut(slot, gen) else {
-                continue;
-            };
-            if let Some(e) = c.core.expired(now, &self.ctx) {
-                count_expiry(e, &mut self.ctx);
-                self.close(slot);
+                let a = c.s.drain(now);
+                self.settle(slot, gen, a);
             }
         }
     }

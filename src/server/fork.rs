@@ -35,14 +35,15 @@
 //! signal kills the children and exits 130 at once.
 
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use super::conn::{ConnCore, WorkerCtx};
 use super::sequential::{open_single_acceptor, serve_conn, StopSignals, READ_BUF_LEN, TICK_MS};
+use super::session::Session;
+use super::worker::WorkerCtx;
 use crate::cli::ServeConfig;
 use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
-use crate::sys::{self, Forked};
+use crate::sys::{self, Pid};
 
 /// Connections accepted per listener wake-up before the loop looks at
 /// signals and statistics again.
@@ -71,11 +72,11 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     // child touches only the pages it writes (histogram buckets it records
     // into, the buffers it uses) instead of allocating its own.
     let mut template = WorkerCtx::new(cfg, None);
-    let mut core = ConnCore::new(0);
+    let mut session = Session::new(0);
     let mut rbuf = vec![0u8; READ_BUF_LEN];
     let mut dgram = vec![0u8; STATS_DGRAM_MAX_BYTES];
     let mut total = WorkerStats::new();
-    let mut live: HashSet<libc::pid_t> = HashSet::new();
+    let mut live: HashSet<Pid> = HashSet::new();
     let mut listener = Some(listener);
     let (mut forked, mut reports) = (0u64, 0u64);
     let drain_ns = cfg.drain.as_nanos() as u64;
@@ -99,7 +100,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                     live.len()
                 );
                 for &pid in &live {
-                    sys::kill(pid, libc::SIGKILL);
+                    sys::kill(pid, sys::SIGKILL);
                 }
                 sys::exit_now(130);
             }
@@ -119,33 +120,32 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                     let Some(fd) = accept(lfd, &mut total) else {
                         break;
                     };
-                    // SAFETY: this process never starts a thread (signals
-                    // come through a signalfd, not a handler thread), so it
-                    // is single-threaded here; the child leaves through
-                    // `child_main`, which ends in _exit.
-                    match unsafe { sys::fork() } {
-                        Ok(Forked::Child) => {
-                            let tx = stats_tx.as_raw_fd();
-                            child_main(
-                                fd,
-                                &[lfd, sfd],
-                                &mut template,
-                                &mut core,
-                                &mut rbuf,
-                                &mut sig,
-                                tx,
-                                drain_ns,
-                            )
-                        }
-                        Ok(Forked::Parent(pid)) => {
-                            sys::close_fd(fd);
+                    // This process never starts a thread (signals come
+                    // through a signalfd, not a handler thread), as
+                    // fork_child checks. The child leaves through
+                    // `child_main`, which ends in _exit; in the parent the
+                    // closure, and with it the connection, is dropped.
+                    let tx = stats_tx.as_raw_fd();
+                    let child = || {
+                        child_main(
+                            fd,
+                            &[lfd, sfd],
+                            &mut template,
+                            &mut session,
+                            &mut rbuf,
+                            &mut sig,
+                            tx,
+                            drain_ns,
+                        )
+                    };
+                    match sys::fork_child(child) {
+                        Ok(pid) => {
                             live.insert(pid);
                             forked += 1;
                             total.counters.conns_accepted += 1;
                         }
                         Err(_) => {
                             // EAGAIN/ENOMEM: no process for this connection.
-                            sys::close_fd(fd);
                             total.counters.conns_refused += 1;
                             break;
                         }
@@ -157,7 +157,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
             if let Some(l) = listener.take() {
                 sys::close_fd(l.into_raw_fd());
                 for &pid in &live {
-                    sys::kill(pid, libc::SIGTERM);
+                    sys::kill(pid, sys::SIGTERM);
                 }
             }
             if live.is_empty() {
@@ -166,7 +166,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
             let waited_ns = template.now_ns().saturating_sub(sig.since_ns);
             if !killed && waited_ns > drain_ns + KILL_GRACE_MS * 1_000_000 {
                 for &pid in &live {
-                    sys::kill(pid, libc::SIGKILL);
+                    sys::kill(pid, sys::SIGKILL);
                 }
                 killed = true;
             }
@@ -197,14 +197,16 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
 /// Accept one connection, nonblocking; `None` when none is waiting or on a
 /// failed accept (counted; EMFILE/ENFILE counted as a pause: the loop's
 /// next poll tick is the back-off).
-fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<RawFd> {
-    match sys::accept_nonblocking(lfd) {
+fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<OwnedFd> {
+    match sys::accept_owned(lfd) {
         Ok(fd) => return Some(fd),
-        Err(libc::EAGAIN | libc::EINTR) => {}
-        Err(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-            total.counters.emfile_pauses += 1;
-        }
-        Err(_) => total.counters.accept_errors += 1,
+        Err(e) => match sys::accept_failure(e) {
+            sys::AcceptFailure::WouldBlock => {}
+            sys::AcceptFailure::Exhausted => total.counters.emfile_pauses += 1,
+            sys::AcceptFailure::Canceled | sys::AcceptFailure::Transient => {
+                total.counters.accept_errors += 1
+            }
+        },
     }
     None
 }
@@ -214,12 +216,11 @@ fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<RawFd> {
 fn drain_stats(rx: RawFd, buf: &mut [u8], total: &mut WorkerStats) -> u64 {
     let mut merged = 0;
     loop {
-        // SAFETY: `buf` is a valid writable buffer of the length passed.
-        let n = unsafe { libc::recv(rx, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n <= 0 {
-            return merged;
-        }
-        match worker_stats_from_bytes(&buf[..n as usize]) {
+        let n = match sys::recv_dontwait(rx, buf) {
+            Some(n) if n > 0 => n,
+            _ => return merged,
+        };
+        match worker_stats_from_bytes(&buf[..n]) {
             Ok(s) => {
                 total.merge(&s);
                 merged += 1;
@@ -235,10 +236,10 @@ fn drain_stats(rx: RawFd, buf: &mut [u8], total: &mut WorkerStats) -> u64 {
 /// receive end).
 #[allow(clippy::too_many_arguments)]
 fn child_main(
-    fd: RawFd,
+    fd: OwnedFd,
     close: &[RawFd],
     ctx: &mut WorkerCtx,
-    core: &mut ConnCore,
+    session: &mut Session,
     rbuf: &mut [u8],
     sig: &mut StopSignals,
     stats_tx: RawFd,
@@ -247,36 +248,23 @@ fn child_main(
     for &c in close {
         sys::close_fd(c);
     }
-    let mut sendbuf = Vec::new();
     // A panic must end here, in _exit, not unwind into the parent's loop.
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        serve_conn(fd, ctx, core, rbuf, &mut sendbuf, sig, drain_ns)
+        serve_conn(fd, ctx, session, rbuf, sig, drain_ns)
     }));
     if served.is_err() {
         sys::exit_now(101);
     }
     let frame = worker_stats_to_bytes(&ctx.stats);
-    // SAFETY: `frame` is a valid readable buffer of the length passed; a
-    // blocking send waits while the parent's receive queue is full;
+    // A blocking send waits while the parent's receive queue is full;
     // MSG_NOSIGNAL: a gone parent gives an error, not SIGPIPE.
-    let n = unsafe {
-        libc::send(
-            stats_tx,
-            frame.as_ptr().cast(),
-            frame.len(),
-            libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = sys::send(stats_tx, &frame) {
         // ECONNREFUSED/EPIPE: the parent is gone; nobody wants the figures.
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::ECONNREFUSED) | Some(libc::EPIPE)
-        ) {
+        if !sys::is_peer_gone(e) {
             crate::say!(
-                "okring: fork child: cannot report statistics ({} bytes): {e}",
-                frame.len()
+                "okring: fork child: cannot report statistics ({} bytes): {}",
+                frame.len(),
+                std::io::Error::from_raw_os_error(e)
             );
         }
     }

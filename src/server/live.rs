@@ -5,7 +5,7 @@
 //! # How statistics leave the workers
 //!
 //! Only when `--metrics` or `--hlog` is given: each worker's `run_worker`
-//! gets a [`Publisher`], kept in its [`super::conn::WorkerCtx`]. On its
+//! gets a [`Publisher`], kept in its [`super::worker::WorkerCtx`]. On its
 //! timer tick (every 100 ms in both loops) the worker copies its
 //! [`WorkerStats`] into its slot of the shared [`Live`] object, at most
 //! every [`PUBLISH_INTERVAL_NS`]. Without the flags there is no publisher

@@ -11,7 +11,7 @@
 //!   accepts;
 //! - it reports set-up success or failure once through `ready`, before it
 //!   serves;
-//! - it frames with [`conn::ConnCore`] and [`crate::http`], counts into its
+//! - it frames with [`session::Session`] and [`crate::http`], counts into its
 //!   [`WorkerStats`], and records service time;
 //! - when `stop` is raised (and its eventfd signalled) it stops accepting,
 //!   closes idle connections, lets in-flight responses finish for at most
@@ -23,22 +23,23 @@
 //! A second signal exits at once.
 //!
 //! With `--metrics` or `--hlog`, `serve` also hands each worker a
-//! [`live::Publisher`] (its [`conn::WorkerCtx`] publishes on the tick), serves
+//! [`live::Publisher`] (its [`worker::WorkerCtx`] publishes on the tick), serves
 //! `/metrics` from a thread of its own and writes the interval log from
 //! another ([`live`]).
 //!
 //! The process modes (`sequential`, `fork`, `prefork`) have their own
 //! `serve` in their files, dispatched from here before any thread exists
 //! (they fork, and fork is only safe in a single-threaded process); they
-//! share the framing, [`conn::ConnCore`], the summary and `--hist-out`.
+//! share the framing, [`session::Session`], the summary and `--hist-out`.
 
-pub mod conn;
 pub mod epoll;
 pub mod fork;
 pub mod live;
 pub mod prefork;
 pub mod sequential;
+pub mod session;
 pub mod uring;
+pub mod worker;
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -56,7 +56,7 @@ use super::sequential::StopSignals;
 use super::{epoll, live, uring, Stop};
 use crate::cli::{ServeConfig, WorkerLoop};
 use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
-use crate::sys::{self, ChildEnd, Forked, SignalFd};
+use crate::sys::{self, ChildEnd, Pid, SignalFd};
 
 /// A worker that ran at least this long before dying is restarted at once, ms.
 pub const STABLE_RUN_MS: u64 = 1000;
@@ -80,7 +80,7 @@ const FRAME_HEADER_LEN: usize = 5;
 
 /// The master's view of worker slot `id`.
 struct Slot {
-    pid: Option<libc::pid_t>,
+    pid: Option<Pid>,
     /// Read end of this worker's pipe; `None` after EOF.
     rx: Option<OwnedFd>,
     /// Bytes read from `rx`, not yet a whole frame.
@@ -261,19 +261,17 @@ impl Master<'_> {
         );
         close.push(rx.as_raw_fd());
         close.extend(self.metrics.as_ref().map(|l| l.as_raw_fd()));
-        // SAFETY: the master never starts a thread (signals come through a
-        // signalfd), so it is single-threaded here; the child leaves
-        // through `worker_main`, which ends in _exit.
-        match unsafe { sys::fork() } {
-            Ok(Forked::Child) => worker_main(
-                id,
-                &self.listeners[own],
-                &close,
-                &self.sig.sigfd,
-                tx.as_raw_fd(),
-                self.cfg,
-            ),
-            Ok(Forked::Parent(pid)) => {
+        // The master never starts a thread (signals come through a
+        // signalfd), as fork_child checks; the child leaves through
+        // `worker_main`, which ends in _exit.
+        let (listener, sigfd, txfd, cfg) = (
+            &self.listeners[own],
+            &self.sig.sigfd,
+            tx.as_raw_fd(),
+            self.cfg,
+        );
+        match sys::fork_child(|| worker_main(id, listener, &close, sigfd, txfd, cfg)) {
+            Ok(pid) => {
                 drop(tx);
                 let now = self.now_ns();
                 let s = &mut self.slots[id];
@@ -318,7 +316,7 @@ impl Master<'_> {
             self.sig.check(self.now_ns());
             if self.sig.seen >= 2 {
                 crate::say!("okring: second signal: killing the workers, exiting without draining");
-                self.signal_all(libc::SIGKILL);
+                self.signal_all(sys::SIGKILL);
                 sys::exit_now(130);
             }
         }
@@ -354,18 +352,11 @@ impl Master<'_> {
         };
         let mut chunk = [0u8; 16 * 1024];
         let eof = loop {
-            // SAFETY: `chunk` is a valid writable buffer of the length passed.
-            let n = unsafe { libc::read(rx, chunk.as_mut_ptr().cast(), chunk.len()) };
-            if n > 0 {
-                self.slots[id].buf.extend_from_slice(&chunk[..n as usize]);
-                continue;
+            match sys::read(rx, &mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => self.slots[id].buf.extend_from_slice(&chunk[..n]),
+                Err(e) => break sys::io_failure(e) != sys::IoFailure::Again,
             }
-            let again = n < 0
-                && matches!(
-                    std::io::Error::last_os_error().raw_os_error(),
-                    Some(libc::EAGAIN) | Some(libc::EINTR)
-                );
-            break !again;
         };
         while let Some(msg) = take_frame(&mut self.slots[id].buf) {
             match msg {
@@ -401,7 +392,7 @@ impl Master<'_> {
     }
 
     /// A child ended: collect its last messages and schedule a restart.
-    fn reaped(&mut self, pid: libc::pid_t, end: ChildEnd) {
+    fn reaped(&mut self, pid: Pid, end: ChildEnd) {
         let Some(id) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
             return;
         };
@@ -470,14 +461,14 @@ impl Master<'_> {
         for s in &mut self.slots {
             s.restart_at_ns = None;
         }
-        self.signal_all(libc::SIGTERM);
+        self.signal_all(sys::SIGTERM);
         let t0 = self.now_ns();
         let limit_ns = self.cfg.drain.as_nanos() as u64 + KILL_GRACE_MS * 1_000_000;
         let mut killed = false;
         while self.slots.iter().any(|s| s.pid.is_some()) {
             self.step();
             if !killed && self.now_ns().saturating_sub(t0) > limit_ns {
-                self.signal_all(libc::SIGKILL);
+                self.signal_all(sys::SIGKILL);
                 killed = true;
             }
         }
@@ -535,7 +526,7 @@ fn worker_main(
     for &fd in close {
         sys::close_fd(fd);
     }
-    sys::die_with_parent(libc::SIGTERM);
+    sys::die_with_parent(sys::SIGTERM);
     // A panic must end here, in _exit: unwinding further would return
     // into the master's code (and drop the master's copies of descriptors).
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -621,10 +612,7 @@ fn worker_run(
                     }
                     // The SignalFd stays open until the process's _exit.
                     let sigs = sys::read_signals(sfd);
-                    if sigs
-                        .iter()
-                        .any(|&s| s == libc::SIGINT || s == libc::SIGTERM)
-                    {
+                    if sigs.iter().any(|&s| s == sys::SIGINT || s == sys::SIGTERM) {
                         stop.raise();
                     }
                 }

@@ -4,12 +4,11 @@
 //! with: no concurrency at all, so a second client waits in the listen
 //! backlog until the first one leaves.
 //!
-//! This file also holds [`serve_conn`], the poll(2)-driven loop that serves
-//! one connection from its own thread of control; the fork mode's children
-//! run the same function. It uses the shared framing ([`ConnCore`]),
-//! honours keep-alive and pipelining (the responses of one read go out in
-//! one send with MSG_NOSIGNAL), the header and idle timeouts, and the
-//! lingering close (RFC 9112 §9.6) of the event-loop modes.
+//! This file also holds [`serve_conn`], the blocking driver: the
+//! poll(2)-driven loop that serves one connection's [`Session`] from its
+//! own thread of control; the fork mode's children run the same function.
+//! The session (shared with the event loops) decides keep-alive,
+//! pipelining, timeouts and the lingering close (RFC 9112 §9.6).
 //!
 //! Signals: SIGINT/SIGTERM are blocked and read from a signalfd (see
 //! [`sys::SignalFd`]); the first one lets the current connection finish its
@@ -19,10 +18,11 @@
 //! Owns: the listener, the signalfd, and the one connection being served.
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use super::conn::{count_expiry, ConnCore, Expiry, WorkerCtx};
+use super::session::{Action, Session};
+use super::worker::WorkerCtx;
 use crate::cli::ServeConfig;
 use crate::sys::{self, SignalFd};
 
@@ -63,7 +63,7 @@ impl StopSignals {
     pub fn check(&mut self, now_ns: u64) {
         for sig in self.sigfd.read_all() {
             match sig {
-                libc::SIGINT | libc::SIGTERM => {
+                sys::SIGINT | sys::SIGTERM => {
                     if self.seen > 0
                         && !super::is_second_signal(std::time::Duration::from_nanos(
                             now_ns.saturating_sub(self.since_ns),
@@ -80,7 +80,7 @@ impl StopSignals {
                         sys::exit_now(130);
                     }
                 }
-                libc::SIGCHLD => self.child = true,
+                sys::SIGCHLD => self.child = true,
                 _ => {}
             }
         }
@@ -103,23 +103,14 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let started = Instant::now();
     let cpu_before = sys::process_cpu_time();
     let mut ctx = WorkerCtx::new(cfg, None);
-    let mut core = ConnCore::new(0);
+    let mut session = Session::new(0);
     let mut rbuf = vec![0u8; READ_BUF_LEN];
-    let mut sendbuf = Vec::new();
     let drain_ns = cfg.drain.as_nanos() as u64;
     while !sig.raised() {
         let Some(fd) = accept_one(&listener, &mut sig, &mut ctx) else {
             continue;
         };
-        serve_conn(
-            fd,
-            &mut ctx,
-            &mut core,
-            &mut rbuf,
-            &mut sendbuf,
-            &mut sig,
-            drain_ns,
-        );
+        serve_conn(fd, &mut ctx, &mut session, &mut rbuf, &mut sig, drain_ns);
     }
     drop(listener);
     let wall = started.elapsed();
@@ -157,7 +148,7 @@ pub(super) fn open_single_acceptor(
 /// nonblocking. `None` after a signal, a tick, or a failed accept (counted;
 /// EMFILE/ENFILE also sleep one tick so a full descriptor table is not a
 /// busy loop).
-fn accept_one(l: &TcpListener, sig: &mut StopSignals, ctx: &mut WorkerCtx) -> Option<RawFd> {
+fn accept_one(l: &TcpListener, sig: &mut StopSignals, ctx: &mut WorkerCtx) -> Option<OwnedFd> {
     let mut fds = [sys::pollin(l.as_raw_fd()), sys::pollin(sig.sigfd.fd())];
     if sys::poll(&mut fds, TICK_MS).is_err() {
         return None;
@@ -169,201 +160,125 @@ fn accept_one(l: &TcpListener, sig: &mut StopSignals, ctx: &mut WorkerCtx) -> Op
     if fds[0].revents == 0 {
         return None;
     }
-    // SAFETY: null address pointers are allowed (accept4(2)); the result
-    // is checked.
-    let fd = unsafe {
-        libc::accept4(
-            l.as_raw_fd(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        match e {
-            libc::EAGAIN | libc::EINTR => {}
-            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                ctx.stats.counters.emfile_pauses += 1;
-                std::thread::sleep(std::time::Duration::from_millis(TICK_MS as u64));
-            }
-            _ => ctx.stats.counters.accept_errors += 1,
+    match sys::accept_owned(l.as_raw_fd()) {
+        Ok(fd) => {
+            ctx.stats.counters.conns_accepted += 1;
+            Some(fd)
         }
-        return None;
+        Err(e) => {
+            match sys::accept_failure(e) {
+                sys::AcceptFailure::WouldBlock => {}
+                sys::AcceptFailure::Exhausted => {
+                    ctx.stats.counters.emfile_pauses += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(TICK_MS as u64));
+                }
+                sys::AcceptFailure::Canceled | sys::AcceptFailure::Transient => {
+                    ctx.stats.counters.accept_errors += 1
+                }
+            }
+            None
+        }
     }
-    ctx.stats.counters.conns_accepted += 1;
-    Some(fd)
-}
-
-/// Why [`send_out`] gave up.
-enum SendFail {
-    /// EPIPE/ECONNRESET (counted as a reset) or another send error.
-    Peer,
-    /// The peer stopped reading for the idle timeout, or the drain ended.
-    Timeout,
 }
 
 /// Serve one accepted, nonblocking connection `fd` to its end and close it:
-/// read → frame → send every response of that read in one send, until the
-/// peer closes, a timeout expires, an error, or — once a stop signal is
-/// seen — the connection is quiet or `drain_ns` has passed. Counts into
-/// `ctx.stats` (closes, resets, timeouts, service times). `core`, `rbuf`
-/// and `sendbuf` are reused between connections.
+/// the blocking driver of a [`Session`], waiting in poll(2) on the
+/// connection and the signalfd. Actions: Send → send(2) at once, and on
+/// EAGAIN wait for POLLOUT; Pause/ResumeRead → the POLLIN interest; Linger
+/// → shutdown(2) `SHUT_WR`; Close → close(2). Once a stop signal is seen the
+/// session drains (closes when quiet), and after `drain_ns` the connection
+/// is dropped. Counts into `ctx.stats`. `s` and `rbuf` are reused between
+/// connections.
 pub(super) fn serve_conn(
-    fd: RawFd,
+    fd: OwnedFd,
     ctx: &mut WorkerCtx,
-    core: &mut ConnCore,
+    s: &mut Session,
     rbuf: &mut [u8],
-    sendbuf: &mut Vec<u8>,
     sig: &mut StopSignals,
     drain_ns: u64,
 ) {
+    let raw = fd.as_raw_fd();
     let accepted_ns = ctx.now_ns();
     let mut last_date = accepted_ns;
     ctx.tick();
-    core.reset(accepted_ns);
-    // No byte yet: the header timeout runs from accept (ConnCore would
-    // apply the idle timeout, which suits an event loop holding many
-    // connections, not a server that holds only this one).
-    let mut silent = true;
-    let sigfd = sig.sigfd.fd();
-    loop {
+    s.reset(accepted_ns);
+    let mut drained = false;
+    let mut a = Action::Wait;
+    'conn: loop {
+        loop {
+            match a {
+                Action::Wait => break,
+                Action::Send => match sys::send(raw, s.unsent()) {
+                    Ok(n) => {
+                        a = s.on_sent(Ok(n), ctx.now_ns(), ctx);
+                        continue;
+                    }
+                    Err(e) => {
+                        if let sys::IoFailure::Failed(kind) = sys::io_failure(e) {
+                            a = s.on_sent(Err(kind), ctx.now_ns(), ctx);
+                            continue;
+                        }
+                        // EAGAIN: the send stays in flight until POLLOUT.
+                    }
+                },
+                Action::PauseRead | Action::ResumeRead => {}
+                Action::Linger => sys::shutdown(raw, true),
+                Action::Close(_) => break 'conn,
+            }
+            a = s.poll(ctx.now_ns());
+        }
         let now = ctx.now_ns();
-        if sig.raised()
-            && (core.is_quiet() || core.lingering || now.saturating_sub(sig.since_ns) >= drain_ns)
-        {
-            break;
+        if sig.raised() {
+            if !drained {
+                drained = true;
+                a = s.drain(now);
+                continue;
+            }
+            if now.saturating_sub(sig.since_ns) >= drain_ns {
+                break;
+            }
         }
-        if silent && now.saturating_sub(accepted_ns) > ctx.header_timeout_ns {
-            count_expiry(Expiry::Header, ctx);
+        let Some((at, _)) = s.deadline(ctx) else {
             break;
-        }
-        if let Some(e) = core.expired(now, ctx) {
-            count_expiry(e, ctx);
-            break;
+        };
+        if now >= at {
+            a = s.on_timer(now, ctx);
+            continue;
         }
         if now.saturating_sub(last_date) >= DATE_REFRESH_NS {
             last_date = now;
             ctx.tick();
         }
-        let mut fds = [sys::pollin(fd), sys::pollin(sigfd)];
-        if sys::poll(&mut fds, TICK_MS).is_err() {
-            break;
-        }
-        if fds[1].revents != 0 {
-            sig.check(ctx.now_ns());
-        }
-        if fds[0].revents == 0 {
-            continue;
-        }
-        // SAFETY: `rbuf` is a valid writable buffer of the length passed.
-        let n = unsafe { libc::read(fd, rbuf.as_mut_ptr().cast(), rbuf.len()) };
-        if n == 0 {
-            // The peer's FIN: every complete request has been answered
-            // already (responses are sent right after each read).
-            break;
-        }
-        if n < 0 {
-            match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-                libc::EAGAIN | libc::EINTR => continue,
-                libc::ECONNRESET => {
-                    ctx.stats.counters.resets += 1;
-                    break;
-                }
-                _ => break,
-            }
-        }
-        silent = false;
-        if core.lingering {
-            // Discard input after our FIN until the peer's FIN.
-            continue;
-        }
-        let now = ctx.now_ns();
-        core.input(&rbuf[..n as usize], now, ctx);
-        if core.has_out() {
-            core.begin_send();
-            std::mem::swap(&mut core.out, sendbuf);
-            let sent = send_out(fd, sendbuf, ctx, sig, drain_ns);
-            sendbuf.clear();
-            match sent {
-                Ok(()) => core.end_send(ctx.now_ns(), ctx),
-                Err(SendFail::Peer) => break,
-                Err(SendFail::Timeout) => {
-                    ctx.stats.counters.timeouts_idle += 1;
-                    break;
-                }
-            }
-        }
-        if core.close_after && !core.lingering {
-            // Lingering close (RFC 9112 §9.6): our FIN now, then drain
-            // input until the peer's FIN or the linger timeout, so unread
-            // request bytes never turn into a RST that destroys the
-            // response before the client reads it.
-            // SAFETY: shutdown(2) on the descriptor this function owns.
-            unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-            core.lingering = true;
-            core.since_ns = ctx.now_ns();
-        }
-    }
-    sys::close_fd(fd);
-    ctx.stats.counters.conns_closed += 1;
-}
-
-/// Send all of `buf` on nonblocking `fd` with MSG_NOSIGNAL (a closed peer
-/// gives EPIPE, never SIGPIPE), waiting for POLLOUT when the socket buffer
-/// is full: at most the idle timeout, or until the drain ends once a stop
-/// signal was seen.
-fn send_out(
-    fd: RawFd,
-    buf: &[u8],
-    ctx: &mut WorkerCtx,
-    sig: &mut StopSignals,
-    drain_ns: u64,
-) -> Result<(), SendFail> {
-    let mut sent = 0;
-    let mut waiting_since = None;
-    while sent < buf.len() {
-        let rest = &buf[sent..];
-        // SAFETY: `rest` is a valid readable slice of the length passed.
-        let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
-        if n > 0 {
-            sent += n as usize;
-            if sent < buf.len() {
-                ctx.stats.counters.short_sends += 1;
-            }
-            waiting_since = None;
-            continue;
-        }
-        match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-            libc::EINTR => continue,
-            libc::EAGAIN => {}
-            libc::EPIPE | libc::ECONNRESET => {
-                ctx.stats.counters.resets += 1;
-                return Err(SendFail::Peer);
-            }
-            _ => return Err(SendFail::Peer),
-        }
-        let now = ctx.now_ns();
-        let since = *waiting_since.get_or_insert(now);
-        if now.saturating_sub(since) > ctx.idle_timeout_ns
-            || (sig.raised() && now.saturating_sub(sig.since_ns) >= drain_ns)
-        {
-            return Err(SendFail::Timeout);
-        }
+        let wait_ms = (at - now).div_ceil(1_000_000).min(TICK_MS as u64) as i32;
         let mut fds = [
-            libc::pollfd {
-                fd,
-                events: libc::POLLOUT,
-                revents: 0,
-            },
+            sys::pollfd(raw, s.wants_read(), s.send_in_flight()),
             sys::pollin(sig.sigfd.fd()),
         ];
-        if sys::poll(&mut fds, TICK_MS).is_err() {
-            return Err(SendFail::Peer);
+        if sys::poll(&mut fds, wait_ms).is_err() {
+            break;
         }
         if fds[1].revents != 0 {
             sig.check(ctx.now_ns());
         }
+        let (readable, writable, hangup) = sys::revents(&fds[0]);
+        if s.send_in_flight() && (writable || hangup) {
+            // Room to send, or a hang-up that the send will report.
+            a = Action::Send;
+            continue;
+        }
+        if !(s.wants_read() && (readable || hangup)) {
+            continue;
+        }
+        let now = ctx.now_ns();
+        a = match sys::read(raw, rbuf) {
+            Ok(0) => s.on_eof(now),
+            Ok(n) => s.on_input(&rbuf[..n], now, ctx),
+            Err(e) => match sys::io_failure(e) {
+                sys::IoFailure::Failed(kind) => s.on_recv_error(kind, ctx),
+                _ => Action::Wait,
+            },
+        };
     }
-    Ok(())
+    drop(fd);
+    ctx.stats.counters.conns_closed += 1;
 }

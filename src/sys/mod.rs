@@ -5,6 +5,9 @@
 //! caller as an owning type. `unsafe` here is limited to libc calls whose
 //! contracts are stated at each block.
 
+pub mod net;
+pub mod uring;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -309,33 +312,72 @@ pub fn deny_io_uring_setup(errno: i32) -> io::Result<()> {
 // Processes and signals, for the process modes (fork, prefork, sequential).
 // ---------------------------------------------------------------------------
 
-/// Which side of a [`fork`] the caller is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Forked {
-    /// The new process.
-    Child,
-    /// The original process; the child's pid.
-    Parent(libc::pid_t),
-}
-
-/// fork(2).
+/// fork(2), made safe by checking its precondition: the calling process
+/// must have exactly one thread (read from /proc/self/stat), so that the
+/// child inherits no lock another thread holds (the allocator's, stdio's);
+/// the child runs `child`, which cannot return (its type says so: it ends
+/// in [`exit_now`]),
+/// and a panic in it ends the child with exit code 101 instead of
+/// unwinding into the parent's code. Returns the child's pid in the parent.
 ///
-/// # Safety
-///
-/// The caller must be single-threaded at the time of the call (no other
-/// thread may hold a lock — the allocator's, stdio's — that the child would
-/// inherit locked), and the child must leave with [`exit_now`], never by
-/// returning into code that runs the parent's destructors or atexit
-/// handlers twice.
-///
-/// Errors: EAGAIN (RLIMIT_NPROC or pid space exhausted), ENOMEM.
-pub unsafe fn fork() -> io::Result<Forked> {
-    // SAFETY: the caller guarantees the single-threaded precondition above.
+/// Errors: EAGAIN (RLIMIT_NPROC or pid space exhausted), ENOMEM; and an
+/// error naming the thread count when the process is multi-threaded.
+pub fn fork_child(child: impl FnOnce() -> std::convert::Infallible) -> io::Result<Pid> {
+    let threads = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = &s[s.rfind(')')? + 1..];
+            // Fields from 3 (state) on; num_threads is field 20.
+            after.split_whitespace().nth(17)?.parse::<u32>().ok()
+        });
+    if threads != Some(1) {
+        return Err(io::Error::other(format!(
+            "fork refused: the process has {} threads (a child could inherit a lock held by another)",
+            threads.map_or("an unknown number of".into(), |n| n.to_string())
+        )));
+    }
+    // SAFETY: the process is single-threaded (checked above), and the
+    // child never returns from this function: it runs `child`, which
+    // diverges, or exits on a panic.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid)),
+        0 => {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child));
+            exit_now(101)
+        }
+        pid => Ok(pid),
     }
+}
+
+/// A process id (pid_t).
+pub type Pid = libc::pid_t;
+
+/// SIGINT, SIGTERM, SIGKILL and SIGCHLD (signal(7)).
+pub const SIGINT: i32 = libc::SIGINT;
+/// See [`SIGINT`].
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// See [`SIGINT`].
+pub const SIGKILL: i32 = libc::SIGKILL;
+/// See [`SIGINT`].
+pub const SIGCHLD: i32 = libc::SIGCHLD;
+/// EPERM and ENOSYS, the errnos a seccomp filter can give
+/// ([`deny_io_uring_setup`]).
+pub const EPERM: i32 = libc::EPERM;
+/// See [`EPERM`].
+pub const ENOSYS: i32 = libc::ENOSYS;
+
+/// recv(2) with MSG_DONTWAIT into `buf`: `Some(bytes)` (0: EOF), `None`
+/// when nothing is queued or on an error.
+pub fn recv_dontwait(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: `buf` is a valid writable buffer of the length passed.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    (n >= 0).then_some(n as usize)
+}
+
+/// Whether `errno` says the peer of a socket is gone (ECONNREFUSED on a
+/// datagram socket, EPIPE, ECONNRESET).
+pub fn is_peer_gone(errno: i32) -> bool {
+    matches!(errno, libc::ECONNREFUSED | libc::EPIPE | libc::ECONNRESET)
 }
 
 /// End the calling process at once with `code` (_exit(2)): no destructors,
@@ -358,7 +400,7 @@ pub enum ChildEnd {
 /// (`waitpid(-1, WNOHANG)`). `None` when no child has terminated (or there
 /// are no children: ECHILD). One SIGCHLD can stand for several children, so
 /// callers loop until `None`.
-pub fn reap_any() -> Option<(libc::pid_t, ChildEnd)> {
+pub fn reap_any() -> Option<(Pid, ChildEnd)> {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid writable int.
@@ -380,7 +422,7 @@ pub fn reap_any() -> Option<(libc::pid_t, ChildEnd)> {
 
 /// Send `sig` to process `pid` (kill(2)); errors (ESRCH: already gone)
 /// are ignored.
-pub fn kill(pid: libc::pid_t, sig: i32) {
+pub fn kill(pid: Pid, sig: i32) {
     // SAFETY: kill takes no pointers.
     unsafe { libc::kill(pid, sig) };
 }
@@ -512,8 +554,8 @@ impl SignalFd {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is new and owned by nobody else.
         Ok(SignalFd {
+            // SAFETY: `fd` is new and owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
@@ -648,3 +690,318 @@ pub fn accept_nonblocking(lfd: RawFd) -> Result<RawFd, i32> {
         Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// How an accept failed (accept4(2), ERRORS), as a loop must react.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptFailure {
+    /// EAGAIN: no connection is queued.
+    WouldBlock,
+    /// EMFILE, ENFILE, ENOBUFS, ENOMEM: out of descriptors or memory;
+    /// retrying at once fails again (back off).
+    Exhausted,
+    /// ECANCELED: the io_uring accept was cancelled (drain).
+    Canceled,
+    /// Anything else (ECONNABORTED, EPROTO, EINTR, EPERM from a firewall):
+    /// that one connection failed; the listener is fine.
+    Transient,
+}
+
+/// Classify an accept errno (positive).
+pub fn accept_failure(errno: i32) -> AcceptFailure {
+    match errno {
+        libc::EAGAIN => AcceptFailure::WouldBlock,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => AcceptFailure::Exhausted,
+        libc::ECANCELED => AcceptFailure::Canceled,
+        _ => AcceptFailure::Transient,
+    }
+}
+
+/// How a recv or send on a connection failed, as a loop must react.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoFailure {
+    /// EAGAIN/EWOULDBLOCK or EINTR: try again when ready.
+    Again,
+    /// ENOBUFS on an io_uring recv with buffer select: the provided buffer
+    /// ring ran dry (Linux 5.19+).
+    NoBuffers,
+    /// ECANCELED: the op was cancelled (IORING_OP_ASYNC_CANCEL).
+    Canceled,
+    /// The connection failed: its [`io::ErrorKind`] (ConnectionReset,
+    /// BrokenPipe, TimedOut, ...).
+    Failed(io::ErrorKind),
+}
+
+/// Classify a recv/send errno (positive).
+pub fn io_failure(errno: i32) -> IoFailure {
+    match errno {
+        libc::EAGAIN | libc::EINTR => IoFailure::Again,
+        libc::ENOBUFS => IoFailure::NoBuffers,
+        libc::ECANCELED => IoFailure::Canceled,
+        e => IoFailure::Failed(io::Error::from_raw_os_error(e).kind()),
+    }
+}
+
+/// read(2) into `buf`: `Ok(0)` is the peer's FIN. Errors: the errno.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+    // SAFETY: `buf` is a valid writable buffer of the length passed.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n >= 0 {
+        Ok(n as usize)
+    } else {
+        Err(errno())
+    }
+}
+
+/// send(2) of `buf` with MSG_NOSIGNAL (a closed peer gives EPIPE, never
+/// SIGPIPE): bytes taken. Errors: the errno.
+pub fn send(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+    // SAFETY: `buf` is a valid readable buffer of the length passed.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n >= 0 {
+        Ok(n as usize)
+    } else {
+        Err(errno())
+    }
+}
+
+/// shutdown(2) of a connection the caller owns: `SHUT_WR` (`write_only`,
+/// our FIN: the lingering close) or `SHUT_RDWR` (ends any recv or send the
+/// kernel holds on it). Errors (ENOTCONN: the peer is gone) are ignored.
+pub fn shutdown(fd: RawFd, write_only: bool) {
+    let how = if write_only {
+        libc::SHUT_WR
+    } else {
+        libc::SHUT_RDWR
+    };
+    // SAFETY: no pointers; `fd` is the caller's.
+    unsafe { libc::shutdown(fd, how) };
+}
+
+/// The calling thread's errno.
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Flags the io_uring driver passes in SQEs: accept4(2)'s SOCK_CLOEXEC and
+/// send(2)'s MSG_NOSIGNAL.
+pub const SOCK_CLOEXEC: i32 = libc::SOCK_CLOEXEC;
+/// See [`SOCK_CLOEXEC`].
+pub const MSG_NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
+
+/// Whether `errno` is EBUSY (io_uring_enter(2): the CQ overflowed and must
+/// be reaped before more is submitted).
+pub fn is_ebusy(errno: i32) -> bool {
+    errno == libc::EBUSY
+}
+
+/// Readiness interest of an [`Epoll`] registration (epoll_ctl(2) events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Interest(u32);
+
+impl Interest {
+    /// No interest (EPOLLERR and EPOLLHUP are still reported).
+    pub const NONE: Interest = Interest(0);
+    /// EPOLLIN.
+    pub const READABLE: Interest = Interest(libc::EPOLLIN as u32);
+    /// EPOLLOUT.
+    pub const WRITABLE: Interest = Interest(libc::EPOLLOUT as u32);
+    /// EPOLLIN | EPOLLEXCLUSIVE (Linux 4.5): a listener shared by several
+    /// processes wakes one of them per connection, not all.
+    pub const READABLE_EXCLUSIVE: Interest =
+        Interest((libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32);
+
+    /// Both interests.
+    pub const fn or(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+}
+
+/// One readiness event of [`Epoll::wait`].
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    /// The token given at registration.
+    pub token: u64,
+    /// EPOLLIN.
+    pub readable: bool,
+    /// EPOLLOUT.
+    pub writable: bool,
+    /// EPOLLHUP or EPOLLERR: a read or write will tell what happened.
+    pub hangup: bool,
+}
+
+/// An epoll instance (epoll(7)), level-triggered, with mio's verbs:
+/// register, reregister, deregister, wait. Owns its descriptor.
+pub struct Epoll {
+    fd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+    /// epoll_pwait2 is available (cleared on the first ENOSYS).
+    #[cfg_attr(not(target_env = "gnu"), allow(dead_code))]
+    pwait2: bool,
+}
+
+impl Epoll {
+    /// epoll_create1(EPOLL_CLOEXEC), fetching at most `capacity` events per
+    /// wait.
+    pub fn new(capacity: usize) -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes no pointers; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Epoll {
+            // SAFETY: `fd` is a new descriptor owned by nobody else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; capacity.max(1)],
+            pwait2: true,
+        })
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest.0,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// EPOLL_CTL_ADD.
+    pub fn register(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, interest, token)
+    }
+
+    /// EPOLL_CTL_MOD.
+    pub fn reregister(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, interest, token)
+    }
+
+    /// EPOLL_CTL_DEL (closing a descriptor also removes it).
+    pub fn deregister(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, Interest::NONE, 0)
+    }
+
+    /// epoll_pwait2(2) (Linux 5.11, a ns timeout) where the C library has
+    /// it and the kernel accepts it, else epoll_wait(2) with the timeout
+    /// rounded up to whole ms; otherwise as [`wait`](Self::wait).
+    pub fn wait_ns(&mut self, out: &mut Vec<Event>, timeout_ns: u64) -> io::Result<()> {
+        #[cfg(target_env = "gnu")]
+        if self.pwait2 {
+            let ts = libc::timespec {
+                tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (timeout_ns % 1_000_000_000) as _,
+            };
+            // SAFETY: `events` is a valid writable array of the length
+            // passed; `ts` is valid for the call; a null sigmask leaves the
+            // mask unchanged.
+            let n = unsafe {
+                libc::epoll_pwait2(
+                    self.fd.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    self.events.len() as i32,
+                    &ts,
+                    std::ptr::null(),
+                )
+            };
+            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return self.collect(n, out);
+            }
+            self.pwait2 = false;
+        }
+        let ms = timeout_ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32;
+        // SAFETY: `events` is a valid writable array of the length passed.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                ms,
+            )
+        };
+        self.collect(n, out)
+    }
+
+    /// The `n` events an epoll wait returned, into `out`; EINTR is an empty
+    /// wake-up, any other error is returned.
+    fn collect(&self, n: i32, out: &mut Vec<Event>) -> io::Result<()> {
+        out.clear();
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EINTR) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        for ev in &self.events[..n as usize] {
+            let m = ev.events;
+            out.push(Event {
+                token: ev.u64,
+                readable: m & libc::EPOLLIN as u32 != 0,
+                writable: m & libc::EPOLLOUT as u32 != 0,
+                hangup: m & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// epoll_wait(2) for at most `timeout_ms` (-1: forever): the events
+    /// that are ready, into `out` (cleared first). EINTR is an empty
+    /// wake-up.
+    pub fn wait(&mut self, out: &mut Vec<Event>, timeout_ms: i32) {
+        out.clear();
+        // SAFETY: `events` is a valid writable array of the length passed.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                timeout_ms,
+            )
+        };
+        let _ = self.collect(n.max(0), out);
+    }
+}
+
+/// accept4(2) as [`accept_nonblocking`], the connection owned.
+pub fn accept_owned(lfd: RawFd) -> Result<OwnedFd, i32> {
+    // SAFETY: accept4 returned a new descriptor that nobody else owns.
+    accept_nonblocking(lfd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A pollfd entry (poll(2)).
+pub type PollFd = libc::pollfd;
+
+/// A pollfd asking for POLLIN if `read` and POLLOUT if `write` on `fd`.
+pub fn pollfd(fd: RawFd, read: bool, write: bool) -> PollFd {
+    let mut events = 0;
+    if read {
+        events |= libc::POLLIN;
+    }
+    if write {
+        events |= libc::POLLOUT;
+    }
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// What poll(2) reported for one entry: (readable, writable, hang-up or
+/// error).
+pub fn revents(p: &PollFd) -> (bool, bool, bool) {
+    let r = p.revents;
+    (
+        r & libc::POLLIN != 0,
+        r & libc::POLLOUT != 0,
+        r & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0,
+    )
+}
+
+/// CPUs a cpu_set_t can name (sched_setaffinity(2)).
+pub const CPU_SETSIZE: usize = libc::CPU_SETSIZE as usize;

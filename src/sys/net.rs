@@ -1,7 +1,7 @@
-//! The kernel edge of the load generator that is not io_uring: the monotonic
-//! clock, TCP sockets (create, connect, read, write, shutdown, close) and CPU
-//! pinning. Thin wrappers over libc that return `-errno` / `Result`; every
-//! `unsafe` block is here or in `uring.rs` / `epoll.rs`.
+//! Client TCP sockets for the load generator (create, connect, recv, send,
+//! shutdown, close), the socket address in the kernel's layout an io_uring
+//! connect reads, and the monotonic clock. Thin wrappers over libc that
+//! return `-errno` (the io_uring CQE convention) or `Result`.
 //!
 //! Owns no descriptors itself: the caller owns every fd these return.
 
@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 /// Nanoseconds on `CLOCK_MONOTONIC` (clock_gettime(2), served by the vDSO:
 /// about 20 ns, no syscall). The same clock io_uring timeouts use.
 #[inline]
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -24,13 +24,13 @@ pub(crate) fn now_ns() -> u64 {
 
 /// A socket address in the kernel's layout, kept at a stable address while
 /// an io_uring connect reads it.
-pub(crate) struct RawAddr {
-    pub storage: libc::sockaddr_storage,
-    pub len: libc::socklen_t,
+pub struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
 }
 
 impl RawAddr {
-    pub(crate) fn new(addr: SocketAddr) -> Box<RawAddr> {
+    pub fn new(addr: SocketAddr) -> Box<RawAddr> {
         // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let len = match addr {
@@ -68,18 +68,24 @@ impl RawAddr {
         })
     }
 
-    pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
+    pub fn as_ptr(&self) -> *const libc::sockaddr {
         &self.storage as *const _ as *const libc::sockaddr
     }
 
-    pub(crate) fn family(&self) -> libc::c_int {
-        self.storage.ss_family as libc::c_int
+    /// The address family (AF_INET or AF_INET6), as socket(2) takes it.
+    pub fn family(&self) -> i32 {
+        self.storage.ss_family as i32
+    }
+
+    /// The address length, bytes, as connect(2) takes it.
+    pub fn socklen(&self) -> u32 {
+        self.len
     }
 }
 
 /// A new TCP socket (close-on-exec, TCP_NODELAY set, nonblocking if asked).
 /// Errors are `-errno`.
-pub(crate) fn tcp_socket(family: libc::c_int, nonblocking: bool) -> Result<RawFd, i32> {
+pub fn tcp_socket(family: i32, nonblocking: bool) -> Result<RawFd, i32> {
     let mut ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
     if nonblocking {
         ty |= libc::SOCK_NONBLOCK;
@@ -105,7 +111,7 @@ pub(crate) fn tcp_socket(family: libc::c_int, nonblocking: bool) -> Result<RawFd
 }
 
 /// connect(2). Returns 0, or `-errno` (`-EINPROGRESS` on a nonblocking socket).
-pub(crate) fn connect(fd: RawFd, addr: &RawAddr) -> i32 {
+pub fn connect(fd: RawFd, addr: &RawAddr) -> i32 {
     // SAFETY: `addr` points to a valid sockaddr of `addr.len` bytes for the call.
     let r = unsafe { libc::connect(fd, addr.as_ptr(), addr.len) };
     if r < 0 {
@@ -116,7 +122,7 @@ pub(crate) fn connect(fd: RawFd, addr: &RawAddr) -> i32 {
 }
 
 /// The pending error of a socket (SO_ERROR), as `-errno`, 0 when none.
-pub(crate) fn socket_error(fd: RawFd) -> i32 {
+pub fn socket_error(fd: RawFd) -> i32 {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `err` and `len` are valid for writes for the duration of the call.
@@ -136,13 +142,10 @@ pub(crate) fn socket_error(fd: RawFd) -> i32 {
     }
 }
 
-/// recv(2) into `buf[..len]`: bytes read, or `-errno`.
-///
-/// # Safety
-/// `buf` must be valid for writes of `len` bytes.
-pub(crate) unsafe fn recv(fd: RawFd, buf: *mut u8, len: usize) -> i32 {
-    // SAFETY: the caller guarantees `buf` is writable for `len` bytes.
-    let r = unsafe { libc::recv(fd, buf as *mut libc::c_void, len, 0) };
+/// recv(2) into `buf`: bytes read (0: the peer's FIN), or `-errno`.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> i32 {
+    // SAFETY: `buf` is valid for writes of its length for the call.
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
     if r < 0 {
         -errno()
     } else {
@@ -150,50 +153,39 @@ pub(crate) unsafe fn recv(fd: RawFd, buf: *mut u8, len: usize) -> i32 {
     }
 }
 
-/// send(2) of `buf[..len]` without SIGPIPE: bytes sent, or `-errno`.
-///
-/// # Safety
-/// `buf` must be valid for reads of `len` bytes.
-pub(crate) unsafe fn send(fd: RawFd, buf: *const u8, len: usize) -> i32 {
-    // SAFETY: the caller guarantees `buf` is readable for `len` bytes.
-    let r = unsafe { libc::send(fd, buf as *const libc::c_void, len, libc::MSG_NOSIGNAL) };
+/// send(2) of `buf` without SIGPIPE (MSG_NOSIGNAL): bytes sent, or `-errno`.
+pub fn send(fd: RawFd, buf: &[u8]) -> i32 {
+    // SAFETY: `buf` is valid for reads of its length for the call.
+    let r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
     if r < 0 {
         -errno()
     } else {
         r as i32
     }
 }
+
+/// Whether `res` (`-errno`) is -EINPROGRESS: a nonblocking connect(2)
+/// under way.
+pub fn is_in_progress(res: i32) -> bool {
+    res == -libc::EINPROGRESS
+}
+
+/// EIO, for an error that carries no errno.
+pub const EIO: i32 = libc::EIO;
+
+/// `-ECANCELED`: the result of an operation cancelled before it ran.
+pub const CANCELED: i32 = -libc::ECANCELED;
 
 /// shutdown(2) both directions: wakes every operation pending on the socket.
-pub(crate) fn shutdown(fd: RawFd) {
+pub fn shutdown(fd: RawFd) {
     // SAFETY: plain syscall on an fd we own; errors (ENOTCONN) are harmless here.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 /// close(2) an fd the caller owns and no longer uses.
-pub(crate) fn close(fd: RawFd) {
+pub fn close(fd: RawFd) {
     // SAFETY: the caller owns `fd` and has no operation pending on it.
     unsafe { libc::close(fd) };
-}
-
-/// Pin the calling thread to one CPU (sched_setaffinity(2)).
-pub(crate) fn pin_current_thread(cpu: usize) -> Result<(), String> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(format!("--cpus: CPU {cpu} is out of range"));
-    }
-    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE, checked above.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 = this thread.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r < 0 {
-        return Err(format!(
-            "--cpus: cannot pin to CPU {cpu}: {}; pick CPUs this process may use (see taskset -p $$)",
-            io::Error::last_os_error()
-        ));
-    }
-    Ok(())
 }
 
 #[inline]
