@@ -252,6 +252,7 @@ conns50k() {
     timeout 60 "$OK" load "http://127.0.0.1:$port/" -c 8 -d 1s --warmup 0s >/dev/null 2>&1
     idle=$(awk '/^VmRSS:/ {print $2}' /proc/$pid/status)
     hout=$W/conn50k.hold
+    : >"$hout"
     t0=$(date +%s)
     dests=
     for a in 1 2 3 4 5 6 7 8; do dests="$dests 127.0.0.$a:$port"; done

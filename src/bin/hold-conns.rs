@@ -22,6 +22,8 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: hold-conns\r\n\r\n";
 const BATCH: usize = 128;
 /// A progress line every this many connections.
 const PROGRESS_EVERY: usize = 5 * BATCH * 16;
+/// Longest wait for one answer, s: generous, for emulated VMs (TCG).
+const READ_TIMEOUT_S: u64 = 300;
 /// Longest response head accepted, bytes.
 const MAX_HEAD: usize = 8192;
 
@@ -136,7 +138,7 @@ fn main() {
             let addr = addrs[i % addrs.len()];
             let s = TcpStream::connect(addr)
                 .unwrap_or_else(|e| fail(format!("connection {i} to {addr}: connect: {e}")));
-            s.set_read_timeout(Some(Duration::from_secs(60)))
+            s.set_read_timeout(Some(Duration::from_secs(READ_TIMEOUT_S)))
                 .unwrap_or_else(|e| fail(format!("SO_RCVTIMEO: {e}")));
             open.push(s);
         }
