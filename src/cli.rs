@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::{
+    parse_duration, EventLoop, Mode, ServeConfig, UringTier, HLOG_INTERVAL_DEFAULT_MS,
+    HLOG_INTERVAL_MIN_MS, URING_MAX_CQ_ENTRIES,
+};
 use crate::http::Limits;
 
 /// okring — a fixed `200 OK` HTTP/1.1 server for measuring what each server
@@ -56,7 +60,7 @@ pub enum ModeArg {
 
 /// Event loop each prefork worker runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum WorkerLoop {
+pub enum WorkerLoopArg {
     /// Level-triggered epoll (the epoll mode's loop).
     Epoll,
     /// io_uring (the uring mode's loop); the ring is created after fork, in the worker.
@@ -65,12 +69,25 @@ pub enum WorkerLoop {
 
 /// io_uring feature tier to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum UringTier {
+pub enum UringTierArg {
     /// Everything the running kernel offers.
     Auto,
     /// Linux 5.19 feature set: single-shot recv with buffer select, no SINGLE_ISSUER/DEFER_TASKRUN.
     #[value(name = "5.19")]
     V5_19,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Uring => Mode::Uring,
+            ModeArg::Epoll => Mode::Epoll,
+            ModeArg::Auto => Mode::Auto,
+            ModeArg::Prefork => Mode::Prefork,
+            ModeArg::Fork => Mode::Fork,
+            ModeArg::Sequential => Mode::Sequential,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -85,8 +102,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub workers: Option<usize>,
     /// Event loop of each prefork worker.
-    #[arg(long, value_enum, default_value_t = WorkerLoop::Epoll)]
-    pub worker_loop: WorkerLoop,
+    #[arg(long, value_enum, default_value_t = WorkerLoopArg::Epoll)]
+    pub worker_loop: WorkerLoopArg,
     /// Prefork: one SO_REUSEPORT listener per worker instead of one shared listener.
     #[arg(long)]
     pub reuseport: bool,
@@ -134,8 +151,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 4096)]
     pub uring_buf_len: u32,
     /// io_uring feature tier; `5.19` forces the oldest supported feature set.
-    #[arg(long, value_enum, default_value_t = UringTier::Auto)]
-    pub uring_tier: UringTier,
+    #[arg(long, value_enum, default_value_t = UringTierArg::Auto)]
+    pub uring_tier: UringTierArg,
     /// Serve Prometheus metrics (text format 0.0.4) at http://ADDR/metrics
     /// from a separate listener; port 0 picks a free port (printed).
     #[arg(long, value_name = "ADDR")]
@@ -151,65 +168,6 @@ pub struct ServeArgs {
     /// and CPU time are still kept): measures what recording costs.
     #[arg(long)]
     pub no_hist: bool,
-}
-
-/// Default `--interval` of `--hlog`.
-pub const HLOG_INTERVAL_DEFAULT_MS: u64 = 1000;
-
-/// Largest completion queue io_uring_setup(2) accepts with
-/// IORING_SETUP_CQSIZE: IORING_MAX_CQ_ENTRIES = 2 × 32768 (every kernel
-/// since 5.5), entries.
-pub const URING_MAX_CQ_ENTRIES: u32 = 65536;
-/// Shortest `--interval`: the workers' publish interval, ms.
-pub const HLOG_INTERVAL_MIN_MS: u64 = 100;
-
-/// Resolved configuration of `okring serve`.
-#[derive(Clone, Debug)]
-pub struct ServeConfig {
-    pub mode: ModeArg,
-    pub threads: usize,
-    /// Prefork worker processes.
-    pub workers: usize,
-    pub worker_loop: WorkerLoop,
-    /// Prefork: one SO_REUSEPORT listener per worker.
-    pub reuseport: bool,
-    /// Fork mode: most live children.
-    pub max_children: usize,
-    pub bind: SocketAddr,
-    /// CPUs to pin worker i to (`cpus[i % len]`); empty when not pinning.
-    pub pin_cpus: Vec<usize>,
-    pub body: Vec<u8>,
-    pub hist_out: Option<PathBuf>,
-    pub limits: Limits,
-    pub uring_cq_entries: u32,
-    pub uring_bufs: u16,
-    pub uring_buf_len: u32,
-    pub uring_tier: UringTier,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_conns: usize,
-    /// How long shutdown waits for in-flight responses.
-    pub drain: Duration,
-    /// `--metrics`: address of the Prometheus endpoint.
-    pub metrics: Option<SocketAddr>,
-    /// `--hlog`: server-side interval log path.
-    pub hlog: Option<PathBuf>,
-    /// `--interval`: length of each `--hlog` interval.
-    pub hlog_interval: Duration,
-    /// `--no-hist`: service times are not recorded.
-    pub no_hist: bool,
-}
-
-impl ServeConfig {
-    /// Whether workers publish live snapshots (`--metrics` or `--hlog`).
-    pub fn live(&self) -> bool {
-        self.metrics.is_some() || self.hlog.is_some()
-    }
-}
-
-/// Parse a duration like `10s`, `250ms`, `1m` (humantime syntax).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (write e.g. 10s, 250ms, 1m)"))
 }
 
 impl ServeArgs {
@@ -274,16 +232,17 @@ impl ServeArgs {
                 "--interval {hlog_interval:?}: must be at least {HLOG_INTERVAL_MIN_MS}ms (workers publish every 100 ms)"
             ));
         }
-        if self.metrics.is_some() && matches!(self.mode, ModeArg::Fork | ModeArg::Sequential) {
+        let mode = Mode::from(self.mode);
+        if self.metrics.is_some() && matches!(mode, Mode::Fork | Mode::Sequential) {
             return Err(format!(
-                "--metrics is available in the uring, epoll, auto and prefork modes, not {:?}",
-                self.mode
+                "--metrics is available in the uring, epoll, auto and prefork modes, not {}",
+                mode.name()
             ));
         }
-        if self.hlog.is_some() && matches!(self.mode, ModeArg::Fork | ModeArg::Sequential) {
+        if self.hlog.is_some() && matches!(mode, Mode::Fork | Mode::Sequential) {
             return Err(format!(
-                "--hlog is available in the uring, epoll, auto and prefork modes, not {:?}",
-                self.mode
+                "--hlog is available in the uring, epoll, auto and prefork modes, not {}",
+                mode.name()
             ));
         }
         if self.no_hist && (self.hist_out.is_some() || self.hlog.is_some()) {
@@ -293,10 +252,13 @@ impl ServeArgs {
             );
         }
         Ok(ServeConfig {
-            mode: self.mode,
+            mode,
             threads,
             workers,
-            worker_loop: self.worker_loop,
+            worker_loop: match self.worker_loop {
+                WorkerLoopArg::Epoll => EventLoop::Epoll,
+                WorkerLoopArg::Uring => EventLoop::Uring,
+            },
             reuseport: self.reuseport,
             max_children: self.max_children,
             bind: self.bind,
@@ -310,7 +272,10 @@ impl ServeArgs {
             uring_cq_entries: self.uring_cq_entries.next_power_of_two(),
             uring_bufs: self.uring_bufs,
             uring_buf_len: self.uring_buf_len,
-            uring_tier: self.uring_tier,
+            uring_tier: match self.uring_tier {
+                UringTierArg::Auto => UringTier::Auto,
+                UringTierArg::V5_19 => UringTier::V5_19,
+            },
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             max_conns: self.max_conns,
@@ -320,5 +285,100 @@ impl ServeArgs {
             hlog_interval,
             no_hist: self.no_hist,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// `okring bench`'s CPU lists.
+    #[test]
+    fn bench_cpu_lists_parse_as_one_value_each() {
+        let cli = super::Cli::try_parse_from([
+            "okring",
+            "bench",
+            "--server-cpus",
+            "1",
+            "--client-cpus",
+            "0,2-3",
+        ])
+        .expect("parses");
+        let super::Command::Bench(b) = cli.command else {
+            panic!("not bench");
+        };
+        assert_eq!(b.server_cpus, Some(vec![1]));
+        assert_eq!(b.client_cpus, Some(vec![0, 2, 3]));
+    }
+
+    fn serve(args: &[&str]) -> Result<crate::config::ServeConfig, String> {
+        let mut argv = vec!["okring", "serve"];
+        argv.extend_from_slice(args);
+        let cli = super::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let super::Command::Serve(s) = cli.command else {
+            panic!("not serve");
+        };
+        s.resolve()
+    }
+
+    /// Every check of `okring serve`'s flags fails with the flag named.
+    #[test]
+    fn serve_flags_are_checked_with_the_flag_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--threads", "0"], "--threads 0"),
+            (&["--workers", "2000"], "--workers 2000"),
+            (
+                &["--uring-bufs", "1000"],
+                "--uring-bufs 1000: must be a power of two",
+            ),
+            (&["--uring-buf-len", "8"], "--uring-buf-len 8"),
+            (&["--uring-cq-entries", "4"], "--uring-cq-entries 4"),
+            (&["--uring-cq-entries", "131072"], "IORING_MAX_CQ_ENTRIES"),
+            (&["--max-conns", "0"], "--max-conns 0"),
+            (&["--header-timeout", "0s"], "must be above zero"),
+            (&["--max-head-bytes", "10"], "--max-head-bytes 10"),
+            (&["--interval", "1s"], "add --hlog FILE"),
+            (
+                &["--hlog", "x.hlog", "--interval", "10ms"],
+                "at least 100ms",
+            ),
+            (&["--mode", "fork", "--metrics", "127.0.0.1:0"], "not fork"),
+            (
+                &["--mode", "sequential", "--hlog", "x.hlog"],
+                "not sequential",
+            ),
+            (
+                &["--no-hist", "--hist-out", "x.hgrm"],
+                "--no-hist records no service times",
+            ),
+        ];
+        for (args, want) in cases {
+            let err = serve(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn serve_defaults_resolve_to_the_documented_configuration() {
+        use crate::config::{EventLoop, Mode, UringTier};
+        let c = serve(&[
+            "--mode",
+            "prefork",
+            "--worker-loop",
+            "uring",
+            "--uring-cq-entries",
+            "3000",
+        ])
+        .expect("valid");
+        assert_eq!(c.mode, Mode::Prefork);
+        assert_eq!(c.worker_loop, EventLoop::Uring);
+        assert_eq!(c.uring_tier, UringTier::Auto);
+        assert_eq!(c.uring_cq_entries, 4096, "rounded up to a power of two");
+        assert_eq!(c.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.limits.max_head_bytes, 8192);
+        assert!(c.pin_cpus.is_empty(), "no pinning unless --pin");
     }
 }

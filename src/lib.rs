@@ -13,6 +13,7 @@
 //! - [`load`]: the load generator (`okring load`).
 //! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`report`]: `okring report`, merging histograms of several runs.
+//! - [`config`]: the resolved configuration the library takes (no clap).
 //! - [`cli`]: argument parsing into validated configuration.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -34,6 +35,7 @@ macro_rules! say {
 }
 
 pub mod cli;
+pub mod config;
 pub mod http;
 pub mod load;
 pub mod report;

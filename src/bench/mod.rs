@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{parse_duration, ModeArg};
+use crate::config::{parse_duration, Mode};
 
 pub mod cpu;
 pub mod peers;
@@ -126,17 +126,13 @@ pub struct BenchConfig {
 /// Turn one `--modes` entry into `okring serve` arguments, checking the
 /// mode name against those `okring serve --mode` accepts.
 pub fn server_for(label: &str) -> Result<ServerSpec, String> {
-    use clap::ValueEnum;
     let (mode, extra): (&str, &[&str]) = match label {
         "prefork" | "prefork-epoll" => ("prefork", &["--worker-loop", "epoll"]),
         "prefork-uring" => ("prefork", &["--worker-loop", "uring"]),
         m => (m, &[]),
     };
-    if ModeArg::from_str(mode, false).is_err() {
-        let mut known: Vec<String> = ModeArg::value_variants()
-            .iter()
-            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
-            .collect();
+    if mode.parse::<Mode>().is_err() {
+        let mut known: Vec<String> = Mode::ALL.iter().map(|m| m.name().to_string()).collect();
         if known.iter().any(|k| k == "prefork") {
             known.push("prefork-uring".into());
         }
@@ -401,24 +397,5 @@ mod tests {
         assert_eq!(order_for_repeat(&v, 0), vec!["a", "b", "c"]);
         assert_eq!(order_for_repeat(&v, 1), vec!["c", "b", "a"]);
         assert_eq!(order_for_repeat(&v, 2), vec!["a", "b", "c"]);
-    }
-
-    #[test]
-    fn cpu_lists_parse_as_one_value_each() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "okring",
-            "bench",
-            "--server-cpus",
-            "1",
-            "--client-cpus",
-            "0,2-3",
-        ])
-        .expect("parses");
-        let crate::cli::Command::Bench(b) = cli.command else {
-            panic!("not bench");
-        };
-        assert_eq!(b.server_cpus, Some(vec![1]));
-        assert_eq!(b.client_cpus, Some(vec![0, 2, 3]));
     }
 }

@@ -9,13 +9,14 @@
 //!   result and its text / `.hgrm` / `.hlog` / JSON outputs;
 //! - `worker.rs`: one thread's connections, schedule and recorders;
 //! - `uring.rs`, `epoll.rs`: the two I/O engines behind one trait;
-//! - `parse.rs`: the response head parser; `os.rs`: clock, sockets, pinning.
+//! - responses are framed by [`crate::http::response::ResponseFramer`]
+//!   (1xx interim responses, Content-Length, chunked, close-delimited);
+//!   sockets and the clock are [`crate::sys::net`].
 //!
-//! It does not speak TLS, HTTP/2, chunked response bodies or redirects, and
-//! sends only to the address given (no DNS beyond `localhost`).
+//! It does not speak TLS, HTTP/2 or redirects, and sends only to the
+//! address given (no DNS beyond `localhost`).
 
 mod epoll;
-mod parse;
 mod uring;
 mod worker;
 
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use crate::config::parse_duration;
 use crate::stats::{self, fmt_ns, new_histogram};
 use crate::sys::net as os;
 use worker::{Core, Plan, StartGate, ThreadOut};
@@ -114,10 +116,6 @@ pub struct LoadArgs {
     /// Pin load thread i to the (i mod n)-th CPU of this list, e.g. 0,2-3.
     #[arg(long, value_name = "LIST")]
     pub cpus: Option<String>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))
 }
 
 /// Parse a CPU list such as `0,2-3,8` (the taskset(1) list format).

@@ -23,8 +23,8 @@ use std::sync::Barrier;
 
 use hdrhistogram::Histogram;
 
-use super::parse::{parse_head, BodyLen, Parsed};
 use super::ErrorCounts;
+use crate::http::response::{FramedResponse, ResponseFramer};
 use crate::stats::{new_histogram, record_ns};
 use crate::sys::net::{self as os, RawAddr};
 
@@ -322,9 +322,8 @@ struct Conn {
     send_len: u32,
     /// Bytes of an unfinished response kept at the start of the buffer.
     rd_end: u32,
-    in_body: bool,
-    until_eof: bool,
-    body_left: u64,
+    /// Response framing (heads, 1xx, Content-Length, chunked, close-delimited).
+    rf: ResponseFramer,
     cur_ok: bool,
     cur_close: bool,
 }
@@ -335,9 +334,7 @@ impl Conn {
         self.expect_eof = false;
         self.outstanding = 0;
         self.rd_end = 0;
-        self.in_body = false;
-        self.until_eof = false;
-        self.body_left = 0;
+        self.rf.reset();
         self.sched_at = 0;
     }
 }
@@ -361,6 +358,8 @@ pub(crate) struct Core<'p> {
     next_scan: u64,
     stats: Stats,
     comps: Vec<Completion>,
+    /// Responses completed by one feed (reused).
+    framed: Vec<FramedResponse>,
 }
 
 impl<'p> Core<'p> {
@@ -396,6 +395,7 @@ impl<'p> Core<'p> {
                 interval_h: new_histogram(),
                 out: ThreadOut::empty(),
             },
+            framed: Vec::with_capacity(64),
             comps: Vec::with_capacity(connections * 3 + 16),
         }
     }
@@ -732,13 +732,20 @@ impl<'p> Core<'p> {
             return self.arm_recv(io, slot);
         }
         if res <= 0 {
-            if res == 0 && c.until_eof {
+            let mut truncated = false;
+            if res == 0 {
                 // A body delimited by the close ends here (RFC 9112 §6.3 item 8).
-                c.until_eof = false;
-                self.stats.response(now, c);
-                c.outstanding = c.outstanding.saturating_sub(1);
+                match c.rf.on_eof() {
+                    Ok(Some(r)) if c.outstanding > 0 => {
+                        c.cur_ok = r.status == 200;
+                        self.stats.response(now, c);
+                        c.outstanding -= 1;
+                    }
+                    Ok(_) => {}
+                    Err(_) => truncated = true,
+                }
             }
-            if c.outstanding > 0 || c.in_body || c.rd_end > 0 {
+            if c.outstanding > 0 || truncated || (c.rd_end > 0 && !c.rf.is_closed()) {
                 self.stats.error(now, |e| e.read += 1);
             }
             return self.close(io, slot, now, 0);
@@ -747,7 +754,7 @@ impl<'p> Core<'p> {
             self.stats.out.bytes_read += res as u64;
         }
         c.rd_end += res as u32;
-        if !feed(c, io.recv_buf(slot), &mut self.stats, now) {
+        if !feed(c, io.recv_buf(slot), &mut self.framed, &mut self.stats, now) {
             self.stats.error(now, |e| e.parse += 1);
             return self.close(io, slot, now, 0);
         }
@@ -793,58 +800,32 @@ impl<'p> Core<'p> {
     }
 }
 
-/// Parse what `c` has buffered in `buf[..c.rd_end]`: complete every response
-/// it holds, keep an unfinished head at the start of `buf`. False on a
-/// malformed or unsolicited response, or a head larger than the buffer.
-#[inline]
-fn feed(c: &mut Conn, buf: &mut [u8], stats: &mut Stats, now: u64) -> bool {
+/// Frame what `c` has buffered in `buf[..c.rd_end]`: complete every
+/// response in it, keep an unfinished head or line at the start of `buf`.
+/// False on a malformed stream, a response nobody asked for, or an item
+/// that does not fit the buffer.
+fn feed(
+    c: &mut Conn,
+    buf: &mut [u8],
+    done: &mut Vec<FramedResponse>,
+    stats: &mut Stats,
+    now: u64,
+) -> bool {
     let end = c.rd_end as usize;
-    let mut pos = 0usize;
-    loop {
-        if c.until_eof || c.expect_eof {
-            // Body runs to EOF, or bytes after a `Connection: close` response: skip.
-            pos = end;
-            break;
+    done.clear();
+    let Ok(pos) = c.rf.feed(&buf[..end], done) else {
+        return false;
+    };
+    for &r in done.iter() {
+        if c.outstanding == 0 {
+            return false;
         }
-        if c.in_body {
-            let take = ((end - pos) as u64).min(c.body_left);
-            pos += take as usize;
-            c.body_left -= take;
-            if c.body_left > 0 {
-                break;
-            }
-            c.in_body = false;
-            complete(c, stats, now);
-            continue;
-        }
-        if pos == end {
-            break;
-        }
-        match parse_head(&buf[pos..end]) {
-            Parsed::Incomplete => {
-                if pos == 0 && end == buf.len() {
-                    return false;
-                }
-                break;
-            }
-            Parsed::Bad => return false,
-            Parsed::Done(h) => {
-                if c.outstanding == 0 {
-                    return false;
-                }
-                pos += h.len;
-                c.cur_ok = h.status == 200;
-                c.cur_close = h.close;
-                match h.body {
-                    BodyLen::Length(0) => complete(c, stats, now),
-                    BodyLen::Length(n) => {
-                        c.in_body = true;
-                        c.body_left = n;
-                    }
-                    BodyLen::UntilClose => c.until_eof = true,
-                }
-            }
-        }
+        c.cur_ok = r.status == 200;
+        c.cur_close = r.close;
+        complete(c, stats, now);
+    }
+    if pos == 0 && end == buf.len() {
+        return false;
     }
     if pos == end {
         c.rd_end = 0;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::session::{Action, Session};
 use super::worker::{AcceptGate, Slab, Ticker, TimerWheel, WorkerCtx, GEN_MASK, NO_TIMER};
 use super::{setup_failed, Ready, Stop};
-use crate::cli::ServeConfig;
+use crate::config::ServeConfig;
 use crate::stats::WorkerStats;
 use crate::sys::{self, Epoll, Event, Interest};
 

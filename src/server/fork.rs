@@ -41,7 +41,7 @@ use std::time::Instant;
 use super::sequential::{open_single_acceptor, serve_conn, StopSignals, READ_BUF_LEN, TICK_MS};
 use super::session::Session;
 use super::worker::WorkerCtx;
-use crate::cli::ServeConfig;
+use crate::config::ServeConfig;
 use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
 use crate::sys::{self, Pid};
 

@@ -50,25 +50,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::cli::{ModeArg, ServeConfig};
+use crate::config::{EventLoop, Mode, ServeConfig};
 use crate::stats::WorkerStats;
 use crate::sys;
-
-/// The event-loop mode a worker runs (resolved from `--mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Uring,
-    Epoll,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Uring => "uring",
-            Mode::Epoll => "epoll",
-        }
-    }
-}
 
 /// Shutdown request shared by the signal thread and the workers: a flag,
 /// plus one eventfd per worker to wake its loop.
@@ -147,22 +131,22 @@ pub fn setup_failed<T>(ready: &Ready, msg: String) -> Result<T, String> {
 
 /// Decide the mode: `auto` tries to set up a ring here and falls back to
 /// epoll, saying why in one line on stderr.
-pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
+pub fn resolve_mode(cfg: &ServeConfig) -> Result<EventLoop, String> {
     match cfg.mode {
-        ModeArg::Epoll => Ok(Mode::Epoll),
-        ModeArg::Uring => uring::probe(cfg).map(|_| Mode::Uring),
-        ModeArg::Auto => match uring::probe(cfg) {
-            Ok(()) => Ok(Mode::Uring),
+        Mode::Epoll => Ok(EventLoop::Epoll),
+        Mode::Uring => uring::probe(cfg).map(|_| EventLoop::Uring),
+        Mode::Auto => match uring::probe(cfg) {
+            Ok(()) => Ok(EventLoop::Uring),
             Err(why) => {
                 crate::say!(
                     "okring: auto mode: using epoll because io_uring is unavailable: {why}"
                 );
-                Ok(Mode::Epoll)
+                Ok(EventLoop::Epoll)
             }
         },
-        ModeArg::Prefork | ModeArg::Fork | ModeArg::Sequential => Err(format!(
-            "--mode {:?} is a process mode without per-core threads",
-            cfg.mode
+        Mode::Prefork | Mode::Fork | Mode::Sequential => Err(format!(
+            "--mode {} is a process mode without per-core threads",
+            cfg.mode.name()
         )),
     }
 }
@@ -171,13 +155,13 @@ pub fn resolve_mode(cfg: &ServeConfig) -> Result<Mode, String> {
 /// printed and `--hist-out` written.
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     match cfg.mode {
-        ModeArg::Sequential => return sequential::serve(cfg),
-        ModeArg::Fork => return fork::serve(cfg),
-        ModeArg::Prefork => return prefork::serve(cfg),
-        ModeArg::Uring | ModeArg::Epoll | ModeArg::Auto => {}
+        Mode::Sequential => return sequential::serve(cfg),
+        Mode::Fork => return fork::serve(cfg),
+        Mode::Prefork => return prefork::serve(cfg),
+        Mode::Uring | Mode::Epoll | Mode::Auto => {}
     }
     let mode = resolve_mode(cfg)?;
-    let listeners = sys::reuseport_listeners(cfg.bind, cfg.threads, mode == Mode::Epoll)?;
+    let listeners = sys::reuseport_listeners(cfg.bind, cfg.threads, mode == EventLoop::Epoll)?;
     let local = listeners[0]
         .local_addr()
         .map_err(|e| format!("getsockname: {e}"))?;
@@ -242,7 +226,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let (handles, features, stats_rx) = loop {
         match start_workers(mode, listeners, cfg, &stop, &live, &mut total) {
             Ok(started) => break started,
-            Err(failure) if mode == Mode::Uring && cfg.mode == ModeArg::Auto => {
+            Err(failure) if mode == EventLoop::Uring && cfg.mode == Mode::Auto => {
                 // Every worker of the failed start has exited and closed its
                 // listener; bind the same port again for epoll workers. A
                 // closed ring is torn down asynchronously and holds its
@@ -251,7 +235,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
                 crate::say!(
                     "okring: auto mode: using epoll because a uring worker's set-up failed: {failure}"
                 );
-                mode = Mode::Epoll;
+                mode = EventLoop::Epoll;
                 let deadline = Instant::now() + Duration::from_millis(REBIND_WAIT_MS);
                 listeners = loop {
                     match sys::reuseport_listeners(local, cfg.threads, true) {
@@ -276,7 +260,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     crate::say!(
         "okring: {} mode{} ({features}), {} worker{}, listening on {local}",
         mode.name(),
-        if cfg.mode == ModeArg::Auto {
+        if cfg.mode == Mode::Auto {
             ", chosen by --mode auto"
         } else {
             ""
@@ -329,7 +313,7 @@ type Started = (
 /// its listener), merges into `served` the statistics of those that had
 /// started, and returns the failed worker's one-line cause.
 fn start_workers(
-    mode: Mode,
+    mode: EventLoop,
     listeners: Vec<TcpListener>,
     cfg: &ServeConfig,
     stop: &Arc<Stop>,
@@ -386,7 +370,7 @@ fn start_workers(
 }
 
 fn run_worker(
-    mode: Mode,
+    mode: EventLoop,
     id: usize,
     listener: TcpListener,
     cfg: &ServeConfig,
@@ -401,8 +385,8 @@ fn run_worker(
         }
     }
     match mode {
-        Mode::Uring => uring::run_worker(id, listener, cfg, stop, ready, publisher),
-        Mode::Epoll => epoll::run_worker(id, listener, cfg, stop, ready, publisher),
+        EventLoop::Uring => uring::run_worker(id, listener, cfg, stop, ready, publisher),
+        EventLoop::Epoll => epoll::run_worker(id, listener, cfg, stop, ready, publisher),
     }
 }
 

@@ -54,7 +54,7 @@ use crossbeam_channel::bounded;
 
 use super::sequential::StopSignals;
 use super::{epoll, live, uring, Stop};
-use crate::cli::{ServeConfig, WorkerLoop};
+use crate::config::{EventLoop, ServeConfig};
 use crate::stats::{worker_stats_from_bytes, worker_stats_to_bytes, WorkerStats};
 use crate::sys::{self, ChildEnd, Pid, SignalFd};
 
@@ -124,7 +124,7 @@ struct Master<'a> {
 /// io_uring), returned as that worker's one-line message.
 pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let sigfd = SignalFd::for_stop_and_child().map_err(|e| format!("signalfd: {e}"))?;
-    let nonblocking = cfg.worker_loop == WorkerLoop::Epoll;
+    let nonblocking = cfg.worker_loop == EventLoop::Epoll;
     let listeners = if cfg.reuseport {
         sys::reuseport_listeners(cfg.bind, cfg.workers, nonblocking)?
     } else {
@@ -203,8 +203,8 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     }
     m.serving = true;
     let loop_name = match cfg.worker_loop {
-        WorkerLoop::Epoll => "epoll",
-        WorkerLoop::Uring => "uring",
+        EventLoop::Epoll => "epoll",
+        EventLoop::Uring => "uring",
     };
     crate::say!(
         "okring: prefork mode ({loop_name} workers: {}; {}), {} worker{}, listening on {local}",
@@ -624,8 +624,8 @@ fn worker_run(
         sys::pin_current_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
     }
     let stats = match cfg.worker_loop {
-        WorkerLoop::Epoll => epoll::run_worker(id, listener, cfg, &stop, &ready_tx, publisher)?,
-        WorkerLoop::Uring => uring::run_worker(id, listener, cfg, &stop, &ready_tx, publisher)?,
+        EventLoop::Epoll => epoll::run_worker(id, listener, cfg, &stop, &ready_tx, publisher)?,
+        EventLoop::Uring => uring::run_worker(id, listener, cfg, &stop, &ready_tx, publisher)?,
     };
     let _g = write_lock.lock().unwrap_or_else(|e| e.into_inner());
     write_frame(tx, TAG_STATS, &worker_stats_to_bytes(&stats))

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use super::session::{Action, Session};
 use super::worker::WorkerCtx;
-use crate::cli::ServeConfig;
+use crate::config::ServeConfig;
 use crate::sys::{self, SignalFd};
 
 /// poll(2) timeout of the connection and accept loops: the timer tick that

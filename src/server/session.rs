@@ -37,11 +37,9 @@
 use std::io::ErrorKind;
 
 use super::worker::WorkerCtx;
+pub use super::worker::LINGER_MS;
 use crate::http::{Framer, Status};
 use crate::stats::record_ns;
-
-/// How long a closing connection keeps draining input after our FIN, ms.
-pub const LINGER_MS: u64 = 2000;
 
 /// Output backpressure: once this many bytes of responses wait behind a
 /// send in flight, reading pauses (a client that pipelines but never reads

@@ -44,7 +44,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 use super::session::{Action, Session};
 use super::worker::{AcceptGate, Slab, TimerWheel, WorkerCtx, GEN_MASK, NO_TIMER, TICK_NS};
 use super::{setup_failed, Ready, Stop};
-use crate::cli::{ServeConfig, UringTier};
+use crate::config::{ServeConfig, UringTier};
 use crate::stats::WorkerStats;
 use crate::sys::{
     self,

@@ -8,11 +8,12 @@
 
 use std::time::Instant;
 
-use crate::cli::ServeConfig;
+use crate::config::ServeConfig;
 use crate::http::{Limits, Responder};
 use crate::stats::WorkerStats;
 
-use super::session::LINGER_MS;
+/// How long a closing connection keeps draining input after our FIN, ms.
+pub const LINGER_MS: u64 = 2000;
 
 /// The worker tick: Date refresh, statistics publishing, timer-wheel
 /// expiry and the end of an accept back-off, ns.

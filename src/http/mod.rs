@@ -39,6 +39,8 @@
 //! - Every error response carries `Connection: close`; nothing after it is
 //!   read (RFC 9112 §9.6: the server lingers, that is the caller's job).
 
+pub mod response;
+
 use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -836,7 +838,8 @@ fn parse_head(window: &[u8], limits: &Limits) -> Head {
 
 /// Split a header value into its comma-separated list elements, trimmed
 /// of optional whitespace, empty elements skipped (RFC 9110 §5.6.1).
-fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// Shared by the request and response framers.
+pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').filter_map(|item| {
         let item = item.trim_ascii();
         (!item.is_empty()).then_some(item)
@@ -872,20 +875,11 @@ fn check_head(
                 }
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                // RFC 9110 §8.6: 1*DIGIT; identical repeated values are
-                // tolerated, anything else is invalid framing.
-                let mut any = false;
-                for item in h.value.split(|&b| b == b',') {
-                    let v = parse_decimal(item.trim_ascii()).ok_or(Status::BadRequest400)?;
-                    if length.is_some_and(|l| l != v) {
-                        return Err(Status::BadRequest400);
-                    }
-                    length = Some(v);
-                    any = true;
-                }
-                if !any {
+                let v = content_length(h.value).ok_or(Status::BadRequest400)?;
+                if length.is_some_and(|l| l != v) {
                     return Err(Status::BadRequest400);
                 }
+                length = Some(v);
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 te_seen = true;
@@ -939,6 +933,22 @@ fn check_head(
 }
 
 /// `1*DIGIT` as a u64; `None` when empty, not all digits, or overflowing.
+/// A Content-Length field value (RFC 9110 §8.6): `1*DIGIT`, or a list of
+/// identical ones; `None` when empty, not decimal, over u64, or a list of
+/// differing values. Shared by the request and response framers.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for item in value.split(|&b| b == b',') {
+        let v = parse_decimal(item.trim_ascii())?;
+        if length.is_some_and(|l| l != v) {
+            return None;
+        }
+        length = Some(v);
+    }
+    length
+}
+
+/// `1*DIGIT` as a u64; `None` when empty, not decimal or over u64.
 fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
