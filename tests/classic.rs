@@ -382,8 +382,9 @@ fn prefork_hist_out_holds_the_merged_histogram() {
 #[test]
 fn sequential_is_not_stalled_by_a_silent_client() {
     let srv = SEQUENTIAL.start(&["--header-timeout", "300ms"]);
+    // connect() returns once the handshake put the connection in the
+    // listen queue, which is FIFO: the silent client is accepted first.
     let _silent = connect(srv.addr());
-    std::thread::sleep(Duration::from_millis(50));
     let t0 = Instant::now();
     let mut s = connect(srv.addr());
     s.write_all(GET).unwrap();

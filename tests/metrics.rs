@@ -160,6 +160,19 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Scrape until `ok` holds for the exposition or [`SETTLE_TIMEOUT`] passes
+/// (the last scrape is returned either way; the caller asserts).
+fn scrape_until(metrics: SocketAddr, ok: impl Fn(&Exposition) -> bool) -> Exposition {
+    let t0 = Instant::now();
+    loop {
+        let e = scrape(metrics);
+        if ok(&e) || t0.elapsed() > SETTLE_TIMEOUT {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Run `okring load` for 2 s (no warm-up) against `addr` as a child;
 /// returns the child and its JSON path.
 fn start_load(addr: SocketAddr, dir: &Path) -> (Child, PathBuf) {
@@ -185,14 +198,20 @@ fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
     validate(&before.text);
     assert_eq!(before.get("okring_requests_total"), 0.0);
     let (load, json) = start_load(server.addr(), dir);
-    std::thread::sleep(Duration::from_millis(900));
-    let mid1 = scrape(metrics);
-    std::thread::sleep(Duration::from_millis(400));
-    let mid2 = scrape(metrics);
+    // Readiness, not sleeps: wait (bounded) for a snapshot that counts
+    // requests, then for a later one that counts more, while the 2 s load
+    // still runs (workers publish every 100 ms).
+    let mid1 = scrape_until(metrics, |e| e.get("okring_requests_total") > 0.0);
+    let first = mid1.get("okring_requests_total");
+    let mid2 = scrape_until(metrics, |e| e.get("okring_requests_total") > first);
     validate(&mid2.text);
     assert!(
         mid1.get("okring_requests_total") > 0.0,
-        "the snapshot after 0.9 s of load counts requests"
+        "a snapshot during the load counts requests"
+    );
+    assert!(
+        mid2.get("okring_requests_total") > first,
+        "a later snapshot during the load counts more"
     );
     for (name, v) in mid1.monotone() {
         assert!(
