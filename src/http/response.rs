@@ -134,7 +134,7 @@ impl ResponseFramer {
                     }
                     match self.head(rest)? {
                         Some(n) => pos += n,
-                        None if rest.len() > self.max_head => return Err(Malformed::TooLong),
+                        None if rest.len() >= self.max_head => return Err(Malformed::TooLong),
                         None => return Ok(pos),
                     }
                     if self.state == State::Length(0) {
@@ -216,15 +216,16 @@ impl ResponseFramer {
     fn head(&mut self, buf: &[u8]) -> Result<Option<usize>, Malformed> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut r = httparse::Response::new(&mut headers);
-        let len = match r.parse(buf) {
+        // Only the first `max_head` bytes are looked at, so the verdict on
+        // an over-long head (TooLong) does not depend on how the stream
+        // was split (found by fuzzing).
+        let window = &buf[..buf.len().min(self.max_head)];
+        let len = match r.parse(window) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(Malformed::TooLong),
             Err(_) => return Err(Malformed::Head),
         };
-        if len > self.max_head {
-            return Err(Malformed::TooLong);
-        }
         let status = r.code.ok_or(Malformed::Head)?;
         if status == 101 {
             return Err(Malformed::Upgrade);

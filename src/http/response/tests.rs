@@ -169,6 +169,29 @@ fn a_head_longer_than_the_limit_is_too_long() {
 }
 
 #[test]
+fn an_over_long_head_is_too_long_however_it_is_split() {
+    // A syntax error past the head cap: only the first `max_head` bytes
+    // decide (a fuzzer found whole → Head, split → TooLong).
+    let input = [&b"HTTP/1.1 200 OK\r\nX: "[..], &[b'a'; 80], b"\x01\r\n\r\n"].concat();
+    for cuts in [&[][..], &[30], &[10, 50, 90]] {
+        let mut f = ResponseFramer::new(64, false);
+        let (mut out, mut pending) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        let mut res = Ok(0);
+        for &c in cuts.iter().chain([&input.len()]) {
+            pending.extend_from_slice(&input[at..c]);
+            at = c;
+            res = f.feed(&pending, &mut out);
+            match res {
+                Ok(n) => drop(pending.drain(..n)),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(res, Err(Malformed::TooLong), "cuts {cuts:?}");
+    }
+}
+
+#[test]
 fn every_proper_prefix_of_a_head_consumes_nothing() {
     let head_len = OK.len() - 2;
     for n in 0..head_len {
