@@ -13,6 +13,7 @@
 //! - [`load`]: the load generator (`okring load`).
 //! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`report`]: `okring report`, merging histograms of several runs.
+//! - [`plot`]: the SVG plots `bench` and `report` share.
 //! - [`config`]: the resolved configuration the library takes (no clap).
 //! - [`cli`]: argument parsing into validated configuration.
 
@@ -38,6 +39,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod load;
+pub mod plot;
 pub mod report;
 pub mod server;
 pub mod stats;

@@ -14,7 +14,7 @@
 //!   `histograms.latency` blob, one row per run.
 //!
 //! Values are ns throughout; the table prints them with automatic units.
-//! The plot is the bench's spectrum ([`crate::bench::plot::spectrum_svg`]).
+//! The plot is the shared spectrum ([`crate::plot::spectrum_svg`]).
 //! It does not read `.hgrm` files: they hold percentiles, not the
 //! histogram, and cannot be merged exactly.
 
@@ -239,7 +239,7 @@ pub fn main(args: &ReportArgs) -> Result<(), String> {
         .unwrap_or_else(|| args.out.join("spectrum.svg"));
     let series: Vec<(String, &Histogram<u64>)> =
         rows.iter().map(|(l, h)| (l.to_string(), *h)).collect();
-    crate::bench::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
+    crate::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
     eprintln!(
         "okring: report: wrote {} and {}",
         hgrm.display(),
