@@ -36,7 +36,6 @@
 
 use std::collections::HashSet;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::time::Instant;
 
 use super::sequential::{open_single_acceptor, serve_conn, StopSignals, READ_BUF_LEN, TICK_MS};
 use super::session::Session;
@@ -65,9 +64,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         cfg.max_children
     );
 
-    let started = Instant::now();
-    let self_before = sys::usage(false);
-    let children_before = sys::usage(true);
+    let frame = super::Frame::start();
     // Built once here and inherited by every child copy-on-write, so a
     // child touches only the pages it writes (histogram buckets it records
     // into, the buffers it uses) instead of allocating its own.
@@ -174,24 +171,16 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     }
     reports += drain_stats(stats_rx.as_raw_fd(), &mut dgram, &mut total);
 
-    let wall = started.elapsed();
-    let me = sys::usage(false);
-    let kids = sys::usage(true);
-    let cpu = me.cpu.saturating_sub(self_before.cpu) + kids.cpu.saturating_sub(children_before.cpu);
-    super::print_summary("fork", &total, wall, cpu);
+    let (me, kids) = frame.usage();
     let per = |v: u64, n: u64| if n > 0 { v as f64 / n as f64 } else { 0.0 };
-    let kid_minflt = kids.minflt - children_before.minflt;
-    let switches = (me.nvcsw + me.nivcsw + kids.nvcsw + kids.nivcsw)
-        - (self_before.nvcsw + self_before.nivcsw + children_before.nvcsw + children_before.nivcsw);
+    let kid_minflt = kids.minflt;
+    let switches = me.nvcsw + me.nivcsw + kids.nvcsw + kids.nivcsw;
     crate::say!(
         "okring: fork: {forked} children, {reports} reported statistics; {:.1} minor page faults per child, {:.2} context switches per request (parent + children)",
         per(kid_minflt, forked),
         per(switches, total.counters.requests),
     );
-    if let Some(path) = &cfg.hist_out {
-        super::write_hist(path, &total)?;
-    }
-    Ok(())
+    frame.finish("fork", &total, cfg)
 }
 
 /// Accept one connection, nonblocking; `None` when none is waiting or on a

@@ -216,8 +216,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     }
 
-    let started = Instant::now();
-    let cpu_before = sys::process_cpu_time();
+    let frame = Frame::start();
     let mut mode = mode;
     // Statistics of workers of a failed start that did serve before it was
     // stopped (a uring start that `--mode auto` abandons): kept, not lost.
@@ -291,12 +290,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    let wall = started.elapsed();
-    let cpu = sys::process_cpu_time().saturating_sub(cpu_before);
-    print_summary(mode.name(), &total, wall, cpu);
-    if let Some(path) = &cfg.hist_out {
-        write_hist(path, &total)?;
-    }
+    frame.finish(mode.name(), &total, cfg)?;
     hlog_result
 }
 
@@ -392,7 +386,55 @@ fn run_worker(
 
 /// The summary printed to stderr at exit: `name` is the mode, `wall` the
 /// serving time, `cpu` the server's CPU time (user + system).
-pub(crate) fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Duration) {
+/// The frame every mode's run shares, written once: wall-clock and CPU
+/// time from start to finish (getrusage(2) of the process, all its
+/// threads, and its reaped children), then the summary line and
+/// `--hist-out`.
+pub(crate) struct Frame {
+    started: std::time::Instant,
+    me: sys::Usage,
+    kids: sys::Usage,
+}
+
+impl Frame {
+    /// Start measuring now.
+    pub(crate) fn start() -> Frame {
+        Frame {
+            started: std::time::Instant::now(),
+            me: sys::usage(false),
+            kids: sys::usage(true),
+        }
+    }
+
+    /// Usage since the start: (this process, its reaped children).
+    pub(crate) fn usage(&self) -> (sys::Usage, sys::Usage) {
+        let (me, kids) = (sys::usage(false), sys::usage(true));
+        let d = |now: sys::Usage, then: &sys::Usage| sys::Usage {
+            cpu: now.cpu.saturating_sub(then.cpu),
+            minflt: now.minflt.saturating_sub(then.minflt),
+            nvcsw: now.nvcsw.saturating_sub(then.nvcsw),
+            nivcsw: now.nivcsw.saturating_sub(then.nivcsw),
+        };
+        (d(me, &self.me), d(kids, &self.kids))
+    }
+
+    /// Print the summary of mode `name` and write `--hist-out`.
+    pub(crate) fn finish(
+        &self,
+        name: &str,
+        stats: &WorkerStats,
+        cfg: &ServeConfig,
+    ) -> Result<(), String> {
+        let (me, kids) = self.usage();
+        print_summary(name, stats, self.started.elapsed(), me.cpu + kids.cpu);
+        match &cfg.hist_out {
+            Some(path) => write_hist(path, stats),
+            None => Ok(()),
+        }
+    }
+}
+
+fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Duration) {
     let c = &s.counters;
     let secs = wall.as_secs_f64().max(1e-9);
     crate::say!(
@@ -423,7 +465,7 @@ pub(crate) fn print_summary(name: &str, s: &WorkerStats, wall: Duration, cpu: Du
 }
 
 /// Write `--hist-out`: the merged service-time histogram as `.hgrm` text.
-pub(crate) fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
+fn write_hist(path: &std::path::Path, s: &WorkerStats) -> Result<(), String> {
     let mut buf = Vec::new();
     crate::stats::write_hgrm(&mut buf, &s.service_ns, 5)
         .map_err(|e| format!("formatting {}: {e}", path.display()))?;

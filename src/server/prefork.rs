@@ -152,9 +152,8 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         )?),
         None => None,
     };
+    let frame = super::Frame::start();
     let started = Instant::now();
-    let self_before = sys::usage(false);
-    let children_before = sys::usage(true);
     let mut m = Master {
         cfg,
         listeners,
@@ -222,14 +221,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     }
     m.stop_all();
 
-    let wall = started.elapsed();
-    let me = sys::usage(false);
-    let kids = sys::usage(true);
-    let cpu = me.cpu.saturating_sub(self_before.cpu) + kids.cpu.saturating_sub(children_before.cpu);
-    super::print_summary("prefork", &m.total, wall, cpu);
-    if let Some(path) = &cfg.hist_out {
-        super::write_hist(path, &m.total)?;
-    }
+    frame.finish("prefork", &m.total, cfg)?;
     match (m.hlog.take(), &m.live) {
         (Some(rec), Some(live)) => rec.finish(live),
         _ => Ok(()),

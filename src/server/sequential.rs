@@ -19,7 +19,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
 
 use super::session::{Action, Session};
 use super::worker::WorkerCtx;
@@ -100,8 +99,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         "okring: sequential mode (one connection at a time, poll), 1 worker, listening on {local}"
     );
 
-    let started = Instant::now();
-    let cpu_before = sys::process_cpu_time();
+    let frame = super::Frame::start();
     let mut ctx = WorkerCtx::new(cfg, None);
     let mut session = Session::new(0);
     let mut rbuf = vec![0u8; READ_BUF_LEN];
@@ -113,13 +111,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         serve_conn(fd, &mut ctx, &mut session, &mut rbuf, &mut sig, drain_ns);
     }
     drop(listener);
-    let wall = started.elapsed();
-    let cpu = sys::process_cpu_time().saturating_sub(cpu_before);
-    super::print_summary("sequential", &ctx.stats, wall, cpu);
-    if let Some(path) = &cfg.hist_out {
-        super::write_hist(path, &ctx.stats)?;
-    }
-    Ok(())
+    frame.finish("sequential", &ctx.stats, cfg)
 }
 
 /// Start-up of the modes with one acceptor (sequential, fork): the

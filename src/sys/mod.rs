@@ -225,16 +225,6 @@ pub fn kernel_version() -> Option<(u32, u32)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-/// The process's CPU time (user + system) so far, from getrusage(2).
-pub fn process_cpu_time() -> std::time::Duration {
-    // SAFETY: rusage is plain data; getrusage fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid, writable rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 /// Raw fd of anything that has one (sugar for call sites that hand fds to
 /// the kernel).
 pub fn raw<T: AsRawFd>(t: &T) -> RawFd {
