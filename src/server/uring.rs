@@ -639,20 +639,16 @@ impl Worker<'_> {
         if self.accept.expired(now) && !self.draining {
             self.arm_accept();
         }
-        self.io.wheel.expire(now, &mut self.due);
+        self.io
+            .wheel
+            .fire(now, &mut self.conns, |c| &mut c.timer, &mut self.due);
         for i in 0..self.due.len() {
-            let (slot, gen, tick) = self.due[i];
-            let Some(c) = self.conns.get_mut(slot, gen) else {
-                continue;
-            };
-            if c.timer != tick {
-                continue; // superseded by an earlier entry
+            let (slot, gen, _) = self.due[i];
+            if let Some(c) = self.conns.get_mut(slot, gen) {
+                let a = c.s.on_timer(now, &mut self.ctx);
+                self.io.drive(c, a, now, &mut self.ctx);
             }
-            c.timer = NO_TIMER;
-            let a = c.s.on_timer(now, &mut self.ctx);
-            self.io.drive(c, a, now, &mut self.ctx);
         }
-        self.due.clear();
         self.arm_tick();
     }
 

@@ -199,6 +199,33 @@ impl TimerWheel {
         self.done = now_tick;
     }
 
+    /// Expire the wheel at `now_ns` and keep, in `due`, the connections
+    /// of `conns` whose live entry fired (`armed` gives a connection's
+    /// armed tick), each disarmed ([`NO_TIMER`]); stale entries and gone
+    /// connections are dropped. The driver then asks each one's session
+    /// ([`super::session::Session::on_timer`]) and re-arms it.
+    pub fn fire<T>(
+        &mut self,
+        now_ns: u64,
+        conns: &mut Slab<T>,
+        armed: impl Fn(&mut T) -> &mut u64,
+        due: &mut Vec<(u32, u32, u64)>,
+    ) {
+        due.clear();
+        self.expire(now_ns, due);
+        due.retain(|&(slot, gen, tick)| {
+            // Gone, or superseded by an earlier entry: dropped.
+            let Some(timer) = conns.get_mut(slot, gen).map(&armed) else {
+                return false;
+            };
+            let live = *timer == tick;
+            if live {
+                *timer = NO_TIMER;
+            }
+            live
+        });
+    }
+
     /// Entries filed, live or stale.
     pub fn len(&self) -> usize {
         self.slots.iter().map(Vec::len).sum()
@@ -427,6 +454,31 @@ mod tests {
         due.clear();
         w.expire(5000 * TICK_NS, &mut due);
         assert_eq!(due, vec![(2, 0, 5000)]);
+    }
+
+    #[test]
+    fn fire_keeps_live_entries_disarms_them_and_drops_stale_ones() {
+        let mut conns: Slab<u64> = Slab::new();
+        let (a, ga) = conns.insert(NO_TIMER);
+        let (b, gb) = conns.insert(NO_TIMER);
+        let (c, gc) = conns.insert(NO_TIMER);
+        let mut w = TimerWheel::new(0);
+        let mut t = NO_TIMER;
+        w.arm(a, ga, 3 * TICK_NS, &mut t);
+        *conns.get_mut(a, ga).unwrap() = t;
+        let mut t = NO_TIMER;
+        w.arm(b, gb, 5 * TICK_NS, &mut t);
+        w.arm(b, gb, 2 * TICK_NS, &mut t); // earlier: the tick-5 entry is stale
+        *conns.get_mut(b, gb).unwrap() = t;
+        let mut t = NO_TIMER;
+        w.arm(c, gc, 4 * TICK_NS, &mut t);
+        conns.remove(c, gc); // gone before its timer fires
+        let mut due = Vec::new();
+        w.fire(5 * TICK_NS, &mut conns, |t| t, &mut due);
+        due.sort();
+        assert_eq!(due, vec![(a, ga, 3), (b, gb, 2)]);
+        assert_eq!(*conns.get_mut(a, ga).unwrap(), NO_TIMER, "disarmed");
+        assert_eq!(*conns.get_mut(b, gb).unwrap(), NO_TIMER);
     }
 
     #[test]
