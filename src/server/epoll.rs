@@ -65,9 +65,9 @@ impl Conn {
         i
     }
 
-    /// Carry out `a` and what the session gives next; true when it closed.
-    fn drive(&mut self, mut a: Action, w: &mut WorkerCtx) -> bool {
-        let now = w.now_ns();
+    /// Carry out `a` (decided at `now`) and what the session gives next;
+    /// true when it closed.
+    fn drive(&mut self, mut a: Action, now: u64, w: &mut WorkerCtx) -> bool {
         loop {
             match a {
                 Action::Wait => return false,
@@ -153,11 +153,13 @@ pub fn run_worker(
 impl Worker<'_> {
     fn run(&mut self, drain: Duration) {
         let mut events: Vec<Event> = Vec::with_capacity(EVENTS_PER_WAIT);
-        let mut ticker = Ticker::new(self.ctx.now_ns());
+        let mut now = self.ctx.now_ns();
+        let mut ticker = Ticker::new(now);
         let mut deadline = u64::MAX;
         loop {
-            let timeout = ticker.timeout_ms(self.ctx.now_ns());
-            self.ep.wait(&mut events, timeout);
+            // `now` is the end of the last pass: the wait may end up to one
+            // pass late, which the tick tolerates; no clock read per wait.
+            self.ep.wait(&mut events, ticker.timeout_ms(now));
             for ev in &events {
                 match ev.token {
                     TOKEN_LISTENER => self.accept_burst(),
@@ -173,7 +175,7 @@ impl Worker<'_> {
                     ),
                 }
             }
-            let now = self.ctx.now_ns();
+            now = self.ctx.now_ns();
             if self.stop.raised() && !self.draining {
                 self.begin_drain();
                 deadline = now + drain.as_nanos() as u64;
@@ -201,7 +203,7 @@ impl Worker<'_> {
             let (slot, gen, _) = self.due[i];
             if let Some(c) = self.conns.get_mut(slot, gen) {
                 let a = c.s.on_timer(now, &mut self.ctx);
-                self.settle(slot, gen, a);
+                self.settle(slot, gen, a, now);
             }
         }
     }
@@ -256,7 +258,7 @@ impl Worker<'_> {
             self.ctx.stats.counters.conns_accepted += 1;
             let c = self.conns.get_mut(slot, gen).expect("just inserted");
             (c.slot, c.gen) = (slot, gen);
-            self.settle(slot, gen, Action::Wait);
+            self.settle(slot, gen, Action::Wait, now);
         }
     }
 
@@ -276,13 +278,14 @@ impl Worker<'_> {
         // A send waiting for room goes on; a hang-up surfaces as its error.
         if c.s.send_in_flight()
             && (ev.writable || ev.hangup)
-            && c.drive(Action::Send, &mut self.ctx)
+            && c.drive(Action::Send, self.ctx.now_ns(), &mut self.ctx)
         {
             self.close(slot, gen);
             return;
         }
         if !(c.s.wants_read() && (ev.readable || ev.hangup)) {
-            self.settle(slot, gen, Action::Wait);
+            let now = self.ctx.now_ns();
+            self.settle(slot, gen, Action::Wait, now);
             return;
         }
         let now = self.ctx.now_ns();
@@ -294,16 +297,16 @@ impl Worker<'_> {
                 _ => Action::Wait,
             },
         };
-        self.settle(slot, gen, a);
+        self.settle(slot, gen, a, now);
     }
 
     /// Carry out `a` for the connection, then close it, or bring its epoll
     /// interest and timer up to date.
-    fn settle(&mut self, slot: u32, gen: u32, a: Action) {
+    fn settle(&mut self, slot: u32, gen: u32, a: Action, now: u64) {
         let Some(c) = self.conns.get_mut(slot, gen) else {
             return;
         };
-        if c.drive(a, &mut self.ctx) {
+        if c.drive(a, now, &mut self.ctx) {
             self.close(slot, gen);
             return;
         }
@@ -338,7 +341,7 @@ impl Worker<'_> {
         for (slot, gen) in self.conns.live_keys() {
             if let Some(c) = self.conns.get_mut(slot, gen) {
                 let a = c.s.drain(now);
-                self.settle(slot, gen, a);
+                self.settle(slot, gen, a, now);
             }
         }
     }
