@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{
@@ -58,15 +59,6 @@ pub enum ModeArg {
     Sequential,
 }
 
-/// Event loop each prefork worker runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum WorkerLoopArg {
-    /// Level-triggered epoll (the epoll mode's loop).
-    Epoll,
-    /// io_uring (the uring mode's loop); the ring is created after fork, in the worker.
-    Uring,
-}
-
 /// io_uring feature tier to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum UringTierArg {
@@ -101,9 +93,11 @@ pub struct ServeArgs {
     /// Prefork worker processes [default: the number of CPUs this process may run on].
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Event loop of each prefork worker.
-    #[arg(long, value_enum, default_value_t = WorkerLoopArg::Epoll)]
-    pub worker_loop: WorkerLoopArg,
+    /// Event loop of each prefork worker: `epoll` (the epoll mode's loop) or
+    /// `uring` (the uring mode's loop, its ring created after fork, in the
+    /// worker).
+    #[arg(long, default_value = "epoll", value_parser = PossibleValuesParser::new(["epoll", "uring"]).map(|s| s.parse::<EventLoop>().expect("a listed value")))]
+    pub worker_loop: EventLoop,
     /// Prefork: one SO_REUSEPORT listener per worker instead of one shared listener.
     #[arg(long)]
     pub reuseport: bool,
@@ -255,10 +249,7 @@ impl ServeArgs {
             mode,
             threads,
             workers,
-            worker_loop: match self.worker_loop {
-                WorkerLoopArg::Epoll => EventLoop::Epoll,
-                WorkerLoopArg::Uring => EventLoop::Uring,
-            },
+            worker_loop: self.worker_loop,
             reuseport: self.reuseport,
             max_children: self.max_children,
             bind: self.bind,

@@ -96,6 +96,19 @@ impl EventLoop {
     }
 }
 
+impl FromStr for EventLoop {
+    type Err = String;
+
+    /// `uring` or `epoll`.
+    fn from_str(s: &str) -> Result<EventLoop, String> {
+        match s {
+            "uring" => Ok(EventLoop::Uring),
+            "epoll" => Ok(EventLoop::Epoll),
+            _ => Err(format!("unknown event loop {s:?} (known: uring, epoll)")),
+        }
+    }
+}
+
 /// io_uring feature tier to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UringTier {

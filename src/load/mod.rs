@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
+use clap::builder::TypedValueParser as _;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -45,24 +46,12 @@ const MAX_PIPELINE: u32 = 1024;
 /// How often `run` reports progress, ms.
 const PROGRESS_EVERY_MS: u64 = 100;
 
-/// I/O engine of the load threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Engine {
-    /// One io_uring per thread, all of an iteration's sends and receives in one
-    /// io_uring_enter (falls back to epoll, with a notice, if no ring can be set up).
-    Uring,
-    /// One epoll instance per thread, nonblocking sockets.
-    Epoll,
-}
-
-impl Engine {
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Uring => "uring",
-            Engine::Epoll => "epoll",
-        }
-    }
-}
+/// I/O engine of the load threads: the one "uring or epoll" choice of
+/// the crate ([`EventLoop`]). `Uring`: one io_uring per thread, all of an
+/// iteration's sends and receives in one io_uring_enter (falls back to
+/// epoll, with a notice, if no ring can be set up); `Epoll`: one epoll
+/// instance per thread, nonblocking sockets.
+pub use crate::config::EventLoop as Engine;
 
 /// Arguments of `okring load`, as typed.
 #[derive(clap::Args, Debug, Clone)]
@@ -98,8 +87,11 @@ pub struct LoadArgs {
     /// Send `Connection: close` (a new connection per request).
     #[arg(long)]
     pub close: bool,
-    /// I/O engine.
-    #[arg(long, value_enum, default_value_t = Engine::Uring)]
+    /// I/O engine: `uring` (one io_uring per thread, all of an iteration's
+    /// sends and receives in one io_uring_enter; falls back to epoll, with a
+    /// notice, if no ring can be set up) or `epoll` (one epoll instance per
+    /// thread, nonblocking sockets).
+    #[arg(long, default_value = "uring", value_parser = clap::builder::PossibleValuesParser::new(["uring", "epoll"]).map(|s| s.parse::<Engine>().expect("a listed value")))]
     pub engine: Engine,
     /// Write configuration, results and histograms as JSON (schema okring.load/1).
     #[arg(long, value_name = "FILE")]
