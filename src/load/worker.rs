@@ -23,7 +23,7 @@ use std::sync::Barrier;
 
 use hdrhistogram::Histogram;
 
-use super::ErrorCounts;
+use super::result::{ErrorCounts, LATE_SEND_THRESHOLD_NS};
 use crate::http::response::{FramedResponse, ResponseFramer};
 use crate::stats::{new_histogram, record_ns};
 use crate::sys::net::{self as os, RawAddr};
@@ -31,9 +31,6 @@ use crate::sys::net::{self as os, RawAddr};
 /// Receive buffer per connection, bytes. A response head must fit in it;
 /// bodies stream through it and are counted, not kept.
 pub(crate) const RECV_BUF_LEN: usize = 16 * 1024;
-/// A send that starts more than this after its intended time is a late
-/// send (open loop).
-pub const LATE_SEND_THRESHOLD_NS: u64 = 1_000_000;
 /// Wait before reconnecting after a failed connect, ns (keeps a refused
 /// connection from spinning a core).
 const RECONNECT_BACKOFF_NS: u64 = 10_000_000;

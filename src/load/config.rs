@@ -1,0 +1,367 @@
+//! What `okring load` is asked to do: the arguments as typed
+//! ([`LoadArgs`]), the target URL ([`Target`], [`parse_url`]), the CPU list
+//! syntax, and the validated configuration a run takes ([`LoadConfig`]).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::TypedValueParser as _;
+
+use crate::config::parse_duration;
+use crate::config::EventLoop as Engine;
+
+/// Most load threads accepted.
+pub(crate) const MAX_THREADS: usize = 1024;
+/// Most pipelined requests per batch accepted.
+pub(crate) const MAX_PIPELINE: u32 = 1024;
+
+/// Arguments of `okring load`, as typed.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Target URL: http://HOST:PORT/PATH with HOST an IPv4 literal, [IPv6] literal or localhost.
+    pub url: String,
+    /// Connections kept open, spread over the threads.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    pub connections: usize,
+    /// Load threads, each with its own ring (or epoll) and connections.
+    #[arg(long, short = 't', default_value_t = 1)]
+    pub threads: usize,
+    /// Length of the measured window (humantime, e.g. 10s, 1m).
+    #[arg(long, short = 'd', default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Warm-up run before the measured window; its samples are discarded.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Open loop: total requests per second (fractional allowed) on a fixed
+    /// schedule; latency is measured from each request's intended send time.
+    #[arg(long, short = 'R')]
+    pub rate: Option<f64>,
+    /// Requests sent per batch on a connection (closed loop only).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: u32,
+    /// A request unanswered this long is a timeout: counted, recorded at its
+    /// full elapsed time, and its connection replaced.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Send HTTP/1.0 requests without keep-alive (a new connection per request).
+    #[arg(long = "http1.0")]
+    pub http10: bool,
+    /// Send `Connection: close` (a new connection per request).
+    #[arg(long)]
+    pub close: bool,
+    /// I/O engine: `uring` (one io_uring per thread, all of an iteration's
+    /// sends and receives in one io_uring_enter; falls back to epoll, with a
+    /// notice, if no ring can be set up) or `epoll` (one epoll instance per
+    /// thread, nonblocking sockets).
+    #[arg(long, default_value = "uring", value_parser = clap::builder::PossibleValuesParser::new(["uring", "epoll"]).map(|s| s.parse::<Engine>().expect("a listed value")))]
+    pub engine: Engine,
+    /// Write configuration, results and histograms as JSON (schema okring.load/1).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the latency histogram as HdrHistogram percentile text (.hgrm, ms).
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (.hlog) with one histogram per --interval.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+    /// Length of each interval of --hlog.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Pin load thread i to the (i mod n)-th CPU of this list, e.g. 0,2-3.
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+}
+
+/// Parse a CPU list such as `0,2-3,8` (the taskset(1) list format).
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("{part:?} is not a CPU number or range (write e.g. 0,2-3)");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b >= crate::sys::CPU_SETSIZE {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => {
+                let c: usize = part.parse().map_err(|_| bad())?;
+                if c >= crate::sys::CPU_SETSIZE {
+                    return Err(bad());
+                }
+                cpus.push(c);
+            }
+        }
+    }
+    if cpus.is_empty() {
+        return Err("empty CPU list (write e.g. 0,2-3)".into());
+    }
+    Ok(cpus)
+}
+
+/// A parsed target URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Value of the `Host` header: the URL's authority as written.
+    pub host_header: String,
+    /// Request target (origin form), starting with `/`.
+    pub path: String,
+}
+
+/// Parse `http://HOST[:PORT][/PATH]` (RFC 9110 §4.2.1); HOST is an IPv4
+/// literal, a bracketed IPv6 literal, or `localhost` (127.0.0.1). PORT
+/// defaults to 80, PATH to `/`. Errors are one line naming the fix.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        if url.starts_with("https://") {
+            return Err(format!(
+                "{url}: https is not supported (okring load speaks plain HTTP/1.1); use http://"
+            ));
+        }
+        return Err(format!(
+            "{url}: not an http:// URL; write e.g. http://127.0.0.1:8080/"
+        ));
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let path = path.split('#').next().unwrap_or("/");
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    if authority.contains('@') {
+        return Err(format!(
+            "{url}: user info is not supported; remove the user@ part"
+        ));
+    }
+    let bad_host = || {
+        format!(
+            "{url}: host must be an IPv4 literal, [IPv6] literal or localhost \
+             (no DNS); write e.g. http://127.0.0.1:8080/"
+        )
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (ip, after) = v6.split_once(']').ok_or_else(bad_host)?;
+        let ip: IpAddr = ip.parse().map_err(|_| bad_host())?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad_host)?),
+        };
+        (ip, port)
+    } else {
+        let (h, p) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let ip = if h.eq_ignore_ascii_case("localhost") {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(h.parse().map_err(|_| bad_host())?)
+        };
+        (ip, p)
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("{url}: port must be 1..65535"))?,
+    };
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "{url}: the path contains spaces or control characters; percent-encode them"
+        ));
+    }
+    Ok(Target {
+        addr: SocketAddr::new(host, port),
+        host_header: authority.to_string(),
+        path,
+    })
+}
+
+/// Configuration of one load run (validated by [`run`]).
+pub struct LoadConfig {
+    /// The URL as given, for reports.
+    pub url: String,
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host_header: String,
+    /// Request target, starting with `/`.
+    pub path: String,
+    /// Connections in all, ≥ `threads`.
+    pub connections: usize,
+    /// Load threads, 1..=1024.
+    pub threads: usize,
+    /// Measured window.
+    pub duration: Duration,
+    /// Warm-up before the measured window (may be zero).
+    pub warmup: Duration,
+    /// Open loop: total requests/s (finite, > 0). `None`: closed loop.
+    pub rate: Option<f64>,
+    /// Requests per batch, 1..=1024; must be 1 in open loop and with `close`/`http10`.
+    pub pipeline: u32,
+    /// Request timeout (> 0).
+    pub timeout: Duration,
+    /// Send `HTTP/1.0` requests (no keep-alive).
+    pub http10: bool,
+    /// Send `Connection: close`.
+    pub close: bool,
+    pub engine: Engine,
+    /// Pin thread i to `cpus[i % len]`; empty: no pinning.
+    pub cpus: Vec<usize>,
+    /// Keep a histogram per interval of this length (`LoadResult::intervals`).
+    pub interval: Option<Duration>,
+    /// Called about every 100 ms from the calling thread with the fraction
+    /// (0.0..=1.0) of warm-up + duration elapsed.
+    pub progress: Option<Box<dyn Fn(f64) + Send + Sync>>,
+}
+
+impl LoadConfig {
+    /// A closed-loop configuration for `url` with the CLI's defaults.
+    pub fn new(url: &str) -> Result<LoadConfig, String> {
+        let t = parse_url(url)?;
+        Ok(LoadConfig {
+            url: url.to_string(),
+            addr: t.addr,
+            host_header: t.host_header,
+            path: t.path,
+            connections: 64,
+            threads: 1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            rate: None,
+            pipeline: 1,
+            timeout: Duration::from_secs(2),
+            http10: false,
+            close: false,
+            engine: Engine::Uring,
+            cpus: Vec::new(),
+            interval: None,
+            progress: None,
+        })
+    }
+
+    /// Check every field; the error is one line naming the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(format!(
+                "--threads {}: must be between 1 and {MAX_THREADS}",
+                self.threads
+            ));
+        }
+        if self.connections < self.threads {
+            return Err(format!(
+                "--connections {} is less than --threads {}: every thread needs a connection; \
+                 raise --connections or lower --threads",
+                self.connections, self.threads
+            ));
+        }
+        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
+            return Err(format!(
+                "--pipeline {}: must be between 1 and {MAX_PIPELINE}",
+                self.pipeline
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be greater than zero".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be greater than zero".into());
+        }
+        if self.interval.is_some_and(|i| i < Duration::from_millis(1)) {
+            return Err("--interval must be at least 1ms".into());
+        }
+        if self.duration + self.warmup > Duration::from_secs(365 * 86400) {
+            return Err("--duration + --warmup must be under a year".into());
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(format!(
+                    "--rate {r}: must be a positive number of requests/s"
+                ));
+            }
+            if self.pipeline > 1 {
+                return Err(
+                    "--pipeline with --rate is not supported: the open loop sends one \
+                            request per connection at a time; raise --connections instead"
+                        .into(),
+                );
+            }
+        }
+        if (self.close || self.http10) && self.pipeline > 1 {
+            return Err(
+                "--pipeline > 1 with --close or --http1.0 is not possible: the server \
+                        closes after the first response; drop one of them"
+                    .into(),
+            );
+        }
+        let bad = |s: &str| s.bytes().any(|b| b < b' ' || b == 0x7f);
+        if self.path.is_empty() || !self.path.starts_with('/') || bad(&self.path) {
+            return Err(format!(
+                "path {:?}: must start with / and have no control characters",
+                self.path
+            ));
+        }
+        if bad(&self.host_header) {
+            return Err("Host header has control characters".into());
+        }
+        Ok(())
+    }
+
+    /// The exact bytes of one request.
+    pub fn request_bytes(&self) -> Vec<u8> {
+        let version = if self.http10 { "1.0" } else { "1.1" };
+        let mut r = format!(
+            "GET {} HTTP/{version}\r\nHost: {}\r\n",
+            self.path, self.host_header
+        );
+        if self.close && !self.http10 {
+            r.push_str("Connection: close\r\n");
+        }
+        r.push_str("\r\n");
+        r.into_bytes()
+    }
+
+    pub(crate) fn mode_text(&self) -> String {
+        match self.rate {
+            Some(r) => format!("open loop at {r} req/s"),
+            None if self.pipeline > 1 => format!("closed loop, pipeline {}", self.pipeline),
+            None => "closed loop".into(),
+        }
+    }
+}
+
+impl LoadArgs {
+    /// Resolve into a [`LoadConfig`]; errors are one line naming the fix.
+    pub fn resolve(&self) -> Result<LoadConfig, String> {
+        let mut cfg = LoadConfig::new(&self.url)?;
+        cfg.connections = self.connections;
+        cfg.threads = self.threads;
+        cfg.duration = self.duration;
+        cfg.warmup = self.warmup;
+        cfg.rate = self.rate;
+        cfg.pipeline = self.pipeline;
+        cfg.timeout = self.timeout;
+        cfg.http10 = self.http10;
+        cfg.close = self.close;
+        cfg.engine = self.engine;
+        cfg.cpus = match &self.cpus {
+            Some(list) => parse_cpus(list).map_err(|e| format!("--cpus: {e}"))?,
+            None => Vec::new(),
+        };
+        cfg.interval = Some(self.interval);
+        cfg.validate()?;
+        if self.hlog.is_some() && self.interval.is_zero() {
+            return Err("--hlog needs a non-zero --interval".into());
+        }
+        Ok(cfg)
+    }
+}
