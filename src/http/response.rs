@@ -142,11 +142,9 @@ impl ResponseFramer {
                     }
                 }
                 State::Length(left) => {
-                    let take = left.min(rest.len() as u64);
-                    pos += take as usize;
-                    self.cur.2 += take;
-                    if take < left {
-                        self.state = State::Length(left - take);
+                    pos += self.take_body(left, rest.len());
+                    if let Some(left) = self.remaining(left, rest.len()) {
+                        self.state = State::Length(left);
                         return Ok(pos);
                     }
                     self.complete(out);
@@ -164,11 +162,9 @@ impl ResponseFramer {
                     };
                 }
                 State::ChunkData(left) => {
-                    let take = left.min(rest.len() as u64);
-                    pos += take as usize;
-                    self.cur.2 += take;
-                    if take < left {
-                        self.state = State::ChunkData(left - take);
+                    pos += self.take_body(left, rest.len());
+                    if let Some(left) = self.remaining(left, rest.len()) {
+                        self.state = State::ChunkData(left);
                         return Ok(pos);
                     }
                     self.state = State::ChunkEnd;
@@ -277,6 +273,20 @@ impl ResponseFramer {
             self.cur.1 = true;
         }
         Ok(Some(len))
+    }
+
+    /// Count the body bytes of `available` that belong to a span of `left`
+    /// bytes; returns how many were taken.
+    fn take_body(&mut self, left: u64, available: usize) -> usize {
+        let take = left.min(available as u64);
+        self.cur.2 += take;
+        take as usize
+    }
+
+    /// What is left of a span of `left` bytes after `available` bytes, if
+    /// it is not finished.
+    fn remaining(&self, left: u64, available: usize) -> Option<u64> {
+        left.checked_sub(available as u64).filter(|&l| l > 0)
     }
 
     fn complete(&mut self, out: &mut Vec<FramedResponse>) {
