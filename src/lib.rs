@@ -15,7 +15,10 @@
 //! - [`report`]: `okring report`, merging histograms of several runs.
 //! - [`plot`]: the SVG plots `bench` and `report` share.
 //! - [`config`]: the resolved configuration the library takes (no clap).
-//! - [`cli`]: argument parsing into validated configuration.
+//! - [`error`]: the one error type of the front doors and the exit status.
+//! - [`cli`]: every clap struct, their resolution into configuration, and
+//!   the front doors that write the files a user named; imported by
+//!   `main.rs` only.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -37,6 +40,7 @@ macro_rules! say {
 
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod load;
 pub mod plot;

@@ -1,8 +1,8 @@
-//! `okring report FILE... [--out DIR] [--plot FILE.svg]`: merge latency
-//! histograms recorded in several runs or on several machines, losslessly
-//! (HdrHistogram `add` of the exact histograms, never an average of
-//! percentiles), print a percentile table, and write the merged histogram
-//! (`merged.hgrm`) and a percentile-spectrum plot (SVG).
+//! `okring report`'s library half: merge latency histograms recorded in
+//! several runs or on several machines, losslessly (HdrHistogram `add` of
+//! the exact histograms, never an average of percentiles), and render the
+//! percentile table. The files it writes (`merged.hgrm`, the spectrum plot)
+//! are written by `crate::cli::report`.
 //!
 //! Inputs, told apart by content (a JSON document starts with `{`):
 //! - HdrHistogram interval logs (`.hlog`, from `okring load --hlog`,
@@ -23,23 +23,8 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
-use crate::stats::{fmt_ns, hist_from_json, new_histogram, read_hlog, write_hgrm};
-
-/// Arguments of `okring report`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ReportArgs {
-    /// Inputs: .hlog interval logs, `okring load --json` results
-    /// (okring.load/1), bench results.json (okring.bench/1).
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Directory for merged.hgrm (and spectrum.svg unless --plot is given);
-    /// created if missing.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub out: PathBuf,
-    /// Where to write the percentile-spectrum plot [default: DIR/spectrum.svg].
-    #[arg(long, value_name = "FILE.svg")]
-    pub plot: Option<PathBuf>,
-}
+use crate::error::Error;
+use crate::stats::{fmt_ns, hist_from_json, new_histogram, read_hlog};
 
 /// One row of the report: a label and a histogram of ns values.
 #[derive(Debug)]
@@ -204,48 +189,55 @@ pub fn table(rows: &[(&str, &Histogram<u64>)]) -> String {
     s
 }
 
-/// Run `okring report`: read, merge, print the table to stdout, write
-/// `DIR/merged.hgrm` and the plot. Errors: any input's, or an output that
-/// cannot be written (the message names the path).
-pub fn main(args: &ReportArgs) -> Result<(), String> {
+/// Inputs read and merged: one row per input, the merged histogram, and
+/// warnings (inputs that measure different things).
+pub struct Merged {
+    pub inputs: Vec<Input>,
+    pub merged: Histogram<u64>,
+    pub warnings: Vec<String>,
+}
+
+impl Merged {
+    /// The table: one row per input and a `merged` row ([`table`]).
+    pub fn table(&self) -> String {
+        table(&self.rows())
+    }
+
+    /// (label, histogram) of every input, then `merged`.
+    pub fn rows(&self) -> Vec<(&str, &Histogram<u64>)> {
+        let mut rows: Vec<(&str, &Histogram<u64>)> = self
+            .inputs
+            .iter()
+            .map(|i| (i.label.as_str(), &i.hist))
+            .collect();
+        rows.push(("merged", &self.merged));
+        rows
+    }
+}
+
+/// Read every file ([`read_input`]) and merge them ([`merge`]). Writes
+/// nothing. Errors: any input's (the message names the file).
+pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Error> {
     let mut inputs = Vec::new();
-    for f in &args.files {
+    for f in files {
         inputs.extend(read_input(f)?);
     }
     let mut kinds: Vec<&str> = inputs.iter().map(|i| i.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
+    let mut warnings = Vec::new();
     if kinds.len() > 1 {
-        crate::say!(
-            "okring: report: warning: the merged row mixes {} — they measure different things; merge like with like",
+        warnings.push(format!(
+            "the merged row mixes {} — they measure different things; merge like with like",
             kinds.join(", ")
-        );
+        ));
     }
     let merged = merge(&inputs)?;
-    let mut rows: Vec<(&str, &Histogram<u64>)> =
-        inputs.iter().map(|i| (i.label.as_str(), &i.hist)).collect();
-    rows.push(("merged", &merged));
-    print!("{}", table(&rows));
-
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create --out {}: {e}", args.out.display()))?;
-    let hgrm = args.out.join("merged.hgrm");
-    let mut buf = Vec::new();
-    write_hgrm(&mut buf, &merged, 5).map_err(|e| format!("formatting merged.hgrm: {e}"))?;
-    std::fs::write(&hgrm, buf).map_err(|e| format!("cannot write {}: {e}", hgrm.display()))?;
-    let plot = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| args.out.join("spectrum.svg"));
-    let series: Vec<(String, &Histogram<u64>)> =
-        rows.iter().map(|(l, h)| (l.to_string(), *h)).collect();
-    crate::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
-    eprintln!(
-        "okring: report: wrote {} and {}",
-        hgrm.display(),
-        plot.display()
-    );
-    Ok(())
+    Ok(Merged {
+        inputs,
+        merged,
+        warnings,
+    })
 }
 
 #[cfg(test)]

@@ -468,5 +468,26 @@ fn report_merges_two_hlogs_losslessly() {
     );
     let svg = std::fs::read_to_string(out_dir.join("spectrum.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("merged"));
+    // Without --out and --plot: the same table, and no file anywhere.
+    let cwd = dir.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let bare = Command::new(BIN)
+        .arg("report")
+        .args(&paths)
+        .current_dir(&cwd)
+        .output()
+        .expect("okring report");
+    assert!(bare.status.success());
+    assert_eq!(String::from_utf8_lossy(&bare.stdout), stdout);
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("no files written"),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing written"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

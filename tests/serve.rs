@@ -692,10 +692,11 @@ fn body_flag(mode: &Mode) {
 }
 mode_test!(body_flag);
 
-/// Exactly one stderr line, starting `okring: error:`, and a non-zero exit.
-fn assert_cli_error(args: &[&str], mentions: &str) {
+/// Exactly one stderr line, starting `okring: error:`, and exit status
+/// `code` (2: arguments refused, 1: the run failed).
+fn assert_cli_error(args: &[&str], mentions: &str, code: i32) {
     let (status, stderr) = run_okring(args);
-    assert!(!status.success(), "{args:?} succeeded; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(code), "{args:?}; stderr:\n{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines.len(),
@@ -718,16 +719,16 @@ fn bad_cli(mode: &Mode) {
         a.extend_from_slice(extra);
         a
     };
-    assert_cli_error(&base(&["--threads", "0"]), "--threads");
-    assert_cli_error(&base(&["--max-head-bytes", "10"]), "--max-head-bytes");
-    assert_cli_error(&base(&["--uring-bufs", "3"]), "--uring-bufs");
+    assert_cli_error(&base(&["--threads", "0"]), "--threads", 2);
+    assert_cli_error(&base(&["--max-head-bytes", "10"]), "--max-head-bytes", 2);
+    assert_cli_error(&base(&["--uring-bufs", "3"]), "--uring-bufs", 2);
     // A listener without SO_REUSEPORT holds the port: the server's bind
     // must fail with EADDRINUSE, not share it.
     let held = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = held.local_addr().expect("local addr").to_string();
     let mut args = vec!["serve", "--bind", addr.as_str(), "--threads", "2"];
     args.extend_from_slice(mode.args);
-    assert_cli_error(&args, &addr);
+    assert_cli_error(&args, &addr, 1);
 }
 mode_test!(bad_cli);
 

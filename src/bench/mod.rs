@@ -20,7 +20,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{parse_duration, Mode};
+use crate::config::Mode;
+use crate::error::Error;
 
 pub mod cpu;
 pub mod peers;
@@ -41,58 +42,6 @@ pub const DEFAULT_REPEAT: usize = 2;
 pub const QUICK_DURATION_MS: u64 = 3_000;
 /// Warm-up with `--quick`.
 pub const QUICK_WARMUP_MS: u64 = 1_000;
-
-/// Arguments of `okring bench`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Servers to compare, comma-separated: any `okring serve --mode` value
-    /// (`prefork` = prefork with epoll workers, `prefork-uring` = with
-    /// io_uring workers), and `nginx` when nginx is installed.
-    #[arg(long, value_delimiter = ',', default_value = "uring,epoll")]
-    pub modes: Vec<String>,
-    /// Connection counts to run each server with, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "256")]
-    pub connections: Vec<usize>,
-    /// Measured window of each run [default: 10s; 3s with --quick].
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Warm-up before each measured window, not counted [default: 2s; 1s with --quick].
-    #[arg(long, value_parser = parse_duration)]
-    pub warmup: Option<Duration>,
-    /// Open loop at this many requests/s in all (coordinated-omission
-    /// corrected latency); without it, closed loop at full speed.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Requests pipelined per write on each connection.
-    #[arg(long, default_value_t = 1)]
-    pub pipeline: u32,
-    /// A new connection per request (`Connection: close`): measures what
-    /// accepting and closing cost, where the process models differ most.
-    #[arg(long)]
-    pub close: bool,
-    /// Peers, comma-separated: `nginx` (a server to compare with), `wrk`
-    /// (a second load generator on the same server runs). Missing peers are
-    /// skipped with a note on how to install them.
-    #[arg(long, value_delimiter = ',')]
-    pub peers: Vec<String>,
-    /// Directory for report.md, results.json, .hgrm/.hlog files and SVG
-    /// plots [default: bench-out/<UTC timestamp>].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Short runs (1s warm-up + 3s, 1 repeat) for a first look, ~15 s in all.
-    #[arg(long)]
-    pub quick: bool,
-    /// CPUs for the server, e.g. `1` or `2-3` [default: the upper half of the allowed CPUs].
-    #[arg(long, value_parser = cpu::parse_cpu_list)]
-    pub server_cpus: Option<::std::vec::Vec<usize>>,
-    /// CPUs for the load generator [default: the lower half of the allowed CPUs].
-    #[arg(long, value_parser = cpu::parse_cpu_list)]
-    pub client_cpus: Option<::std::vec::Vec<usize>>,
-    /// Runs per (server, connections); the order of servers alternates
-    /// [default: 2; 1 with --quick].
-    #[arg(long)]
-    pub repeat: Option<usize>,
-}
 
 /// One server to measure, with its label in reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,165 +99,6 @@ pub fn server_for(label: &str) -> Result<ServerSpec, String> {
     })
 }
 
-impl BenchArgs {
-    /// Validate and resolve. Errors are one line naming cause and fix;
-    /// missing peers are not errors but lines in `notes`.
-    pub fn resolve(&self) -> Result<BenchConfig, String> {
-        let mut notes = Vec::new();
-        let mut servers: Vec<ServerSpec> = Vec::new();
-        let mut want_nginx = false;
-        for m in self
-            .modes
-            .iter()
-            .map(|m| m.trim())
-            .filter(|m| !m.is_empty())
-        {
-            if m == "nginx" {
-                want_nginx = true;
-            } else {
-                let s = server_for(m)?;
-                if servers.iter().any(|x| x.label == s.label) {
-                    return Err(format!("--modes: {m:?} is listed twice"));
-                }
-                servers.push(s);
-            }
-        }
-        let mut wrk = None;
-        for p in self
-            .peers
-            .iter()
-            .map(|p| p.trim())
-            .filter(|p| !p.is_empty())
-        {
-            match p {
-                "nginx" => want_nginx = true,
-                "wrk" => match server::find_on_path("wrk") {
-                    Some(b) => wrk = Some(b),
-                    None => {
-                        notes.push("wrk not found on PATH: skipped (apt-get install wrk)".into())
-                    }
-                },
-                other => {
-                    return Err(format!(
-                        "--peers: unknown peer {other:?} (known: nginx, wrk)"
-                    ));
-                }
-            }
-        }
-        if want_nginx {
-            match server::find_nginx() {
-                Some(bin) => servers.push(ServerSpec { label: "nginx".into(), kind: ServerKind::Nginx { bin } }),
-                None => notes.push(
-                    "nginx not found on PATH or at /usr/sbin/nginx: skipped (apt-get install nginx-light)".into(),
-                ),
-            }
-        }
-        if servers.is_empty() {
-            return Err("--modes: nothing to run (give e.g. --modes uring,epoll)".into());
-        }
-        if self.connections.is_empty() || self.connections.iter().any(|&c| c == 0 || c > 1 << 20) {
-            return Err("--connections: each count must be between 1 and 1048576".into());
-        }
-        let mut connections = self.connections.clone();
-        connections.dedup();
-        let ms = |d: u64| Duration::from_millis(d);
-        let duration = self.duration.unwrap_or(ms(if self.quick {
-            QUICK_DURATION_MS
-        } else {
-            DEFAULT_DURATION_MS
-        }));
-        let warmup = self.warmup.unwrap_or(ms(if self.quick {
-            QUICK_WARMUP_MS
-        } else {
-            DEFAULT_WARMUP_MS
-        }));
-        if duration < Duration::from_millis(100) {
-            return Err(format!("--duration {duration:?}: must be at least 100ms"));
-        }
-        let repeat = self
-            .repeat
-            .unwrap_or(if self.quick { 1 } else { DEFAULT_REPEAT });
-        if repeat == 0 || repeat > 100 {
-            return Err(format!("--repeat {repeat}: must be between 1 and 100"));
-        }
-        if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(format!(
-                    "--rate {r}: must be a positive number of requests/s"
-                ));
-            }
-            if self.pipeline != 1 {
-                return Err(
-                    "--rate with --pipeline: an open loop sends one request at a time; drop one"
-                        .into(),
-                );
-            }
-        }
-        if self.close && self.pipeline != 1 {
-            return Err(
-                "--close with --pipeline: a closing connection carries one request; drop one"
-                    .into(),
-            );
-        }
-        if self.pipeline == 0 || self.pipeline > 1024 {
-            return Err(format!(
-                "--pipeline {}: must be between 1 and 1024",
-                self.pipeline
-            ));
-        }
-        let allowed = crate::sys::allowed_cpus();
-        let (def_server, def_client) = cpu::default_split(&allowed);
-        let server_cpus = self.server_cpus.clone().unwrap_or(def_server);
-        let client_cpus = self.client_cpus.clone().unwrap_or(def_client);
-        for (name, set) in [
-            ("--server-cpus", &server_cpus),
-            ("--client-cpus", &client_cpus),
-        ] {
-            if let Some(c) = set.iter().find(|c| !allowed.contains(c)) {
-                return Err(format!(
-                    "{name}: CPU {c} is not one this process may run on (allowed: {})",
-                    cpu::format_cpu_list(&allowed)
-                ));
-            }
-        }
-        if server_cpus.iter().any(|c| client_cpus.contains(c)) {
-            notes.push(format!(
-                "server CPUs {} and client CPUs {} overlap: server and load generator compete for them",
-                cpu::format_cpu_list(&server_cpus),
-                cpu::format_cpu_list(&client_cpus)
-            ));
-        }
-        if let Some(c) = connections.iter().find(|&&c| c < client_cpus.len()) {
-            return Err(format!(
-                "--connections {c}: fewer connections than client CPUs ({}); raise it or pass fewer --client-cpus",
-                client_cpus.len()
-            ));
-        }
-        let out = self.out.clone().unwrap_or_else(default_out_dir);
-        Ok(BenchConfig {
-            servers,
-            connections,
-            duration,
-            warmup,
-            rate: self.rate,
-            pipeline: self.pipeline,
-            close: self.close,
-            wrk,
-            out,
-            server_cpus,
-            client_cpus,
-            repeat,
-            notes,
-        })
-    }
-}
-
-/// `bench-out/<UTC timestamp>`, e.g. `bench-out/20250101T120000Z`.
-fn default_out_dir() -> PathBuf {
-    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    PathBuf::from("bench-out").join(ts.replace([':', '-'], ""))
-}
-
 /// The order of servers in repeat `r` (0-based): as listed on even
 /// repeats, reversed on odd ones (A B, B A, A B, ...), so a slow drift of
 /// the machine's speed biases no server.
@@ -320,57 +110,66 @@ pub fn order_for_repeat<T: Clone>(items: &[T], r: usize) -> Vec<T> {
     v
 }
 
-/// Run `okring bench`: resolve, run every (repeat, connections, server) in
-/// alternating order, write the report files, print the table. Errors: bad
-/// arguments, an output directory that cannot be written, or every run
-/// failing; a failed run alone is reported and the rest go on (exit status
-/// 1 at the end).
-pub fn main(args: &BenchArgs) -> Result<(), String> {
-    let cfg = args.resolve()?;
-    let command: Vec<String> = std::env::args().collect();
-    std::fs::create_dir_all(&cfg.out)
-        .map_err(|e| format!("cannot create --out {}: {e}", cfg.out.display()))?;
-    for n in &cfg.notes {
-        eprintln!("okring bench: {n}");
+/// What one `okring bench` measured: the host, every run (failed ones
+/// included, with their cause) and the per-(server, connections) summary.
+pub struct Bench {
+    pub host: report::HostInfo,
+    pub records: Vec<run::RunRecord>,
+    pub summary: Vec<report::Summary>,
+}
+
+impl Bench {
+    /// The runs that failed, in run order.
+    pub fn failed(&self) -> Vec<&run::RunRecord> {
+        self.records.iter().filter(|r| r.outcome.is_err()).collect()
     }
+
+    /// `Err` when any run failed: how many, and the first cause (exit 1).
+    pub fn outcome(&self) -> Result<(), Error> {
+        let failed = self.failed();
+        let first = failed
+            .first()
+            .and_then(|r| r.outcome.as_ref().err())
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        if failed.is_empty() {
+            Ok(())
+        } else if failed.len() == self.records.len() {
+            Err(Error::Failed(format!("every run failed; first: {first}")))
+        } else {
+            Err(Error::Failed(format!(
+                "{} of {} runs failed; first: {first}",
+                failed.len(),
+                self.records.len()
+            )))
+        }
+    }
+}
+
+/// Measure: collect the host, pin this thread (and what it starts) to the
+/// client CPUs, run every (repeat, connections, server) in alternating
+/// order, and summarize. Writes nothing; the caller writes the report
+/// ([`report::write_all`], [`plot::write_all`]). A failed run is recorded
+/// and the rest go on. Errors: pinning, or a run that cannot be started at
+/// all.
+pub fn run(cfg: &BenchConfig) -> Result<Bench, Error> {
     // Before pinning: the CPU count must not reflect the client set.
     let host = report::HostInfo::collect();
     // Everything the harness runs on its own threads (CPU sampler, log
     // readers) inherits the client set; the load threads pin themselves.
     if let Err(e) = crate::sys::pin_current_thread_to(&cfg.client_cpus) {
-        return Err(format!(
+        return Err(Error::Failed(format!(
             "cannot pin to client CPUs {}: {e}",
             cpu::format_cpu_list(&cfg.client_cpus)
-        ));
+        )));
     }
-    let records = run::run_all(&cfg)?;
-    let summary = report::summarize(&cfg, &records);
-    let table = report::table_text(&cfg, &summary);
-    println!("{table}");
-    report::write_all(&cfg, &host, &command, &records, &summary)?;
-    plot::write_all(&cfg, &records, &summary)?;
-    eprintln!("okring bench: wrote {}", cfg.out.display());
-    let failed: Vec<&run::RunRecord> = records.iter().filter(|r| r.outcome.is_err()).collect();
-    if failed.len() == records.len() {
-        return Err(format!("every run failed; first: {}", first_error(&failed)));
-    }
-    if !failed.is_empty() {
-        return Err(format!(
-            "{} of {} runs failed; first: {}",
-            failed.len(),
-            records.len(),
-            first_error(&failed)
-        ));
-    }
-    Ok(())
-}
-
-fn first_error(failed: &[&run::RunRecord]) -> String {
-    failed
-        .first()
-        .and_then(|r| r.outcome.as_ref().err())
-        .map(|e| e.to_string())
-        .unwrap_or_default()
+    let records = run::run_all(cfg)?;
+    let summary = report::summarize(cfg, &records);
+    Ok(Bench {
+        host,
+        records,
+        summary,
+    })
 }
 
 #[cfg(test)]

@@ -318,7 +318,7 @@ fn okring_load(
     lc.cpus = cfg.client_cpus.clone();
     lc.interval = Some(Duration::from_millis(HLOG_INTERVAL_MS));
     lc.progress = progress.map(|p| Box::new(move |f: f64| p(f)) as Box<dyn Fn(f64) + Send + Sync>);
-    let res = crate::load::run(&lc)?;
+    let res = crate::load::run(&lc).map_err(|e| e.to_string())?;
     let from = res.started;
     let to = res.started + res.elapsed;
     let files = write_client_files(&cfg.out, id, &res)?;

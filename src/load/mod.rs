@@ -5,10 +5,9 @@
 //! corrected for coordinated omission).
 //!
 //! Layout:
-//! - `config.rs`: the arguments, the target URL and the validated
-//!   configuration;
-//! - this file: the run (threads, start gate, merge) and `okring load`'s
-//!   front door (writing the output files);
+//! - `config.rs`: the target URL and the validated configuration (the
+//!   arguments and the front door that writes files are `crate::cli::load`);
+//! - this file: the run (threads, start gate, merge);
 //! - `result.rs`: the result and its text / `.hgrm` / `.hlog` / JSON
 //!   renderings;
 //! - `worker.rs`: one thread's connections, schedule and recorders;
@@ -26,16 +25,14 @@ mod result;
 mod uring;
 mod worker;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
+use crate::error::Error;
 use crate::stats::{fmt_ns, new_histogram};
 use crate::sys::net as os;
 use worker::{Core, Plan, StartGate, ThreadOut};
@@ -46,7 +43,7 @@ use worker::{Core, Plan, StartGate, ThreadOut};
 /// epoll, with a notice, if no ring can be set up); `Epoll`: one epoll
 /// instance per thread, nonblocking sockets.
 pub use crate::config::EventLoop as Engine;
-pub use config::{parse_cpus, parse_url, LoadArgs, LoadConfig, Target};
+pub use config::{parse_cpus, parse_url, LoadConfig, Target};
 pub use result::{ErrorCounts, LoadResult, LATE_SEND_THRESHOLD_NS};
 
 /// How often `run` reports progress, ms.
@@ -67,8 +64,8 @@ pub fn probe_uring() -> Result<(), String> {
 /// Errors (one line): invalid configuration, the target refusing a first
 /// probe connection, a thread that could not start its engine or pin
 /// itself. Per-request problems are counted in `LoadResult::errors`.
-pub fn run(cfg: &LoadConfig) -> Result<LoadResult, String> {
-    cfg.validate()?;
+pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
+    cfg.validate().map_err(Error::Usage)?;
     let mut warnings = Vec::new();
     let mut engine = cfg.engine;
     if engine == Engine::Uring {
@@ -266,53 +263,4 @@ fn merge(
         started,
         warnings,
     }
-}
-
-fn create(path: &PathBuf) -> Result<BufWriter<File>, String> {
-    File::create(path)
-        .map(BufWriter::new)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))
-}
-
-/// Run `okring load`: print the summary on stdout, notices on stderr, and
-/// write the requested files. Errors are one line naming cause and fix.
-pub fn main(args: &LoadArgs) -> Result<(), String> {
-    let mut cfg = args.resolve()?;
-    if args.hlog.is_none() {
-        cfg.interval = None;
-    }
-    // Open output files first so a bad path fails before the run, not after.
-    let mut hgrm = args.hgrm.as_ref().map(create).transpose()?;
-    let mut hlog = args.hlog.as_ref().map(create).transpose()?;
-    let mut jsonf = args.json.as_ref().map(create).transpose()?;
-    let result = run(&cfg)?;
-    for w in &result.warnings {
-        eprintln!("okring: warning: {w}");
-    }
-    print!("{}", result.summary_text());
-    let io_err = |what: &str, e: std::io::Error| format!("cannot write {what}: {e}");
-    if let Some(w) = hgrm.as_mut() {
-        result
-            .write_hgrm(w)
-            .and_then(|_| w.flush())
-            .map_err(|e| io_err("--hgrm", e))?;
-    }
-    if let Some(w) = hlog.take() {
-        result.write_hlog(w).map_err(|e| io_err("--hlog", e))?;
-    }
-    if let Some(w) = jsonf.as_mut() {
-        serde_json::to_writer_pretty(&mut *w, &result.to_json(&cfg))
-            .map_err(std::io::Error::from)
-            .and_then(|_| w.write_all(b"\n"))
-            .and_then(|_| w.flush())
-            .map_err(|e| io_err("--json", e))?;
-    }
-    if result.requests == 0 {
-        return Err(format!(
-            "no responses from {} ({} errors); check the URL and the server",
-            cfg.url,
-            result.errors.total()
-        ));
-    }
-    Ok(())
 }

@@ -56,7 +56,7 @@ const STATS_DGRAM_MAX_BYTES: usize = 1 << 20;
 /// Run `--mode fork` until SIGINT/SIGTERM; prints the summary (with the
 /// children's page faults and context switches) and writes `--hist-out`.
 /// Errors: bind, signalfd or socketpair failure, pinning.
-pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
+pub fn run(cfg: &ServeConfig) -> Result<super::Report, String> {
     let (mut sig, listener, local) = open_single_acceptor(cfg, false)?;
     let (stats_rx, stats_tx) = sys::dgram_pair().map_err(|e| format!("socketpair: {e}"))?;
     crate::say!(
@@ -180,7 +180,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         per(kid_minflt, forked),
         per(switches, total.counters.requests),
     );
-    frame.finish("fork", &total, cfg)
+    Ok(frame.report("fork", total))
 }
 
 /// Accept one connection, nonblocking; `None` when none is waiting or on a

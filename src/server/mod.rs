@@ -3,34 +3,41 @@
 //!
 //! # The contract of a mode
 //!
-//! Each thread mode is one file exporting
-//! `fn run_worker(id, listener, cfg, stop, ready, publisher) -> Result<WorkerStats, String>`:
+//! Every mode is one `run(cfg: &ServeConfig) -> Result<Report, String>`:
+//! `sequential::run`, `fork::run`, `prefork::run`, and here `run_threads`
+//! for uring, epoll and auto. It binds, announces its `listening on` line,
+//! starts its [`Frame`] (wall clock and getrusage(2)), serves until SIGINT
+//! or SIGTERM, drains for at most `cfg.drain`, and returns the merged
+//! [`Report`]. [`serve`] dispatches on the mode and writes the shared end
+//! once: the summary on stderr and `--hist-out`.
+//!
+//! Inside, the two event loops are one file each, exporting
+//! `fn run_worker(id, listener, cfg, stop, ready, publisher) -> Result<WorkerStats, String>`
+//! (used by the thread modes and by prefork's workers):
 //! - it runs on its own thread, builds its own kernel objects there (a ring
 //!   or an epoll instance — never shared, never created before the thread),
 //!   and owns `listener` (its SO_REUSEPORT socket) and every connection it
 //!   accepts;
 //! - it reports set-up success or failure once through `ready`, before it
 //!   serves;
-//! - it frames with [`session::Session`] and [`crate::http`], counts into its
-//!   [`WorkerStats`], and records service time;
+//! - it drives [`session::Session`] (framing with [`crate::http`]), counts
+//!   into its [`WorkerStats`], and records service time;
 //! - when `stop` is raised (and its eventfd signalled) it stops accepting,
 //!   closes idle connections, lets in-flight responses finish for at most
 //!   `cfg.drain`, then returns its statistics.
 //!
-//! `serve` binds the listeners, starts the workers, waits for SIGINT or
-//! SIGTERM, stops the workers, merges their statistics (histogram `add`,
-//! counters summed), prints a summary to stderr and writes `--hist-out`.
-//! A second signal exits at once.
+//! The thread modes merge their workers' statistics (histogram `add`,
+//! counters summed). A second signal exits at once. With `--metrics` or
+//! `--hlog`, each worker gets a [`live::Publisher`] (its
+//! [`worker::WorkerCtx`] publishes on the tick), `/metrics` is served from
+//! a thread of its own and the interval log written from another
+//! ([`live`]).
 //!
-//! With `--metrics` or `--hlog`, `serve` also hands each worker a
-//! [`live::Publisher`] (its [`worker::WorkerCtx`] publishes on the tick), serves
-//! `/metrics` from a thread of its own and writes the interval log from
-//! another ([`live`]).
-//!
-//! The process modes (`sequential`, `fork`, `prefork`) have their own
-//! `serve` in their files, dispatched from here before any thread exists
-//! (they fork, and fork is only safe in a single-threaded process); they
-//! share the framing, [`session::Session`], the summary and `--hist-out`.
+//! The process modes (`sequential`, `fork`, `prefork`) are dispatched
+//! before any thread exists (they fork, and fork is only safe in a
+//! single-threaded process); fork and prefork children send their
+//! statistics to the parent in one codec
+//! ([`crate::stats::worker_stats_to_bytes`]).
 
 pub mod epoll;
 pub mod fork;
@@ -51,6 +58,7 @@ use crossbeam_channel::{bounded, Sender};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::{EventLoop, Mode, ServeConfig};
+use crate::error::Error;
 use crate::stats::WorkerStats;
 use crate::sys;
 
@@ -151,15 +159,29 @@ pub fn resolve_mode(cfg: &ServeConfig) -> Result<EventLoop, String> {
     }
 }
 
-/// Run `okring serve` until SIGINT/SIGTERM. Returns after the summary is
-/// printed and `--hist-out` written.
-pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
-    match cfg.mode {
-        Mode::Sequential => return sequential::serve(cfg),
-        Mode::Fork => return fork::serve(cfg),
-        Mode::Prefork => return prefork::serve(cfg),
-        Mode::Uring | Mode::Epoll | Mode::Auto => {}
+/// Run `okring serve` until SIGINT/SIGTERM: the mode's `run`, then the
+/// summary on stderr and `--hist-out`. Errors: the mode's set-up or run
+/// (one line), `--hist-out` or `--hlog` that could not be written.
+pub fn serve(cfg: &ServeConfig) -> Result<Report, Error> {
+    let report = match cfg.mode {
+        Mode::Sequential => sequential::run(cfg),
+        Mode::Fork => fork::run(cfg),
+        Mode::Prefork => prefork::run(cfg),
+        Mode::Uring | Mode::Epoll | Mode::Auto => run_threads(cfg),
+    }?;
+    report.print_summary();
+    if let Some(path) = &cfg.hist_out {
+        write_hist(path, &report.stats)?;
     }
+    match &report.output_error {
+        Some(e) => Err(Error::Failed(e.clone())),
+        None => Ok(report),
+    }
+}
+
+/// The thread modes (uring, epoll, auto): one worker thread per
+/// `--threads`, each with its own SO_REUSEPORT listener and event loop.
+fn run_threads(cfg: &ServeConfig) -> Result<Report, String> {
     let mode = resolve_mode(cfg)?;
     let listeners = sys::reuseport_listeners(cfg.bind, cfg.threads, mode == EventLoop::Epoll)?;
     let local = listeners[0]
@@ -290,8 +312,9 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    frame.finish(mode.name(), &total, cfg)?;
-    hlog_result
+    let mut report = frame.report(mode.name(), total);
+    report.output_error = hlog_result.err();
+    Ok(report)
 }
 
 /// Handles of started workers, the kernel features they named, and the
@@ -418,19 +441,45 @@ impl Frame {
         (d(me, &self.me), d(kids, &self.kids))
     }
 
-    /// Print the summary of mode `name` and write `--hist-out`.
-    pub(crate) fn finish(
-        &self,
-        name: &str,
-        stats: &WorkerStats,
-        cfg: &ServeConfig,
-    ) -> Result<(), String> {
+    /// End the frame: the [`Report`] of mode `name` over the frame's window.
+    pub(crate) fn report(&self, name: &'static str, stats: WorkerStats) -> Report {
         let (me, kids) = self.usage();
-        print_summary(name, stats, self.started.elapsed(), me.cpu + kids.cpu);
-        match &cfg.hist_out {
-            Some(path) => write_hist(path, stats),
-            None => Ok(()),
+        Report {
+            mode: name,
+            stats,
+            wall: self.started.elapsed(),
+            cpu: me.cpu + kids.cpu,
+            output_error: None,
         }
+    }
+}
+
+/// What every mode's `run` returns after a graceful stop, and
+/// [`serve`] after printing it: the merged statistics over the serving
+/// window (from the `listening on` line to the stop).
+#[derive(Debug)]
+pub struct Report {
+    /// The mode that served, as printed (`uring`, `epoll`, `prefork`, ...;
+    /// `--mode auto` reports the loop it chose).
+    pub mode: &'static str,
+    /// Counters and the service-time histogram (ns), merged over every
+    /// worker, thread or child.
+    pub stats: WorkerStats,
+    /// Wall-clock length of the serving window.
+    pub wall: Duration,
+    /// CPU time (user + system) of the process, its threads and its reaped
+    /// children over the window (getrusage(2)).
+    pub cpu: Duration,
+    /// An output of the run that failed at its end (the `--hlog` writer):
+    /// the summary is still printed, then [`serve`] returns it as its error.
+    pub output_error: Option<String>,
+}
+
+impl Report {
+    /// The summary on stderr: requests, rate, CPU per request, service-time
+    /// percentiles, the non-zero counters.
+    pub fn print_summary(&self) {
+        print_summary(self.mode, &self.stats, self.wall, self.cpu);
     }
 }
 

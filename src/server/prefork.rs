@@ -122,7 +122,7 @@ struct Master<'a> {
 /// Run `--mode prefork` until SIGINT/SIGTERM. Errors: bind, signalfd,
 /// pipe or fork failure at start, or a worker's set-up failure (e.g. no
 /// io_uring), returned as that worker's one-line message.
-pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
+pub fn run(cfg: &ServeConfig) -> Result<super::Report, String> {
     let sigfd = SignalFd::for_stop_and_child().map_err(|e| format!("signalfd: {e}"))?;
     let nonblocking = cfg.worker_loop == EventLoop::Epoll;
     let listeners = if cfg.reuseport {
@@ -193,7 +193,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         }
         if m.sig.raised() {
             m.stop_all();
-            return Ok(());
+            return Ok(frame.report("prefork", std::mem::take(&mut m.total)));
         }
         if let Some(id) = m.slots.iter().position(|s| s.pid.is_none() && !s.ready) {
             m.stop_all();
@@ -221,11 +221,13 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
     }
     m.stop_all();
 
-    frame.finish("prefork", &m.total, cfg)?;
-    match (m.hlog.take(), &m.live) {
+    let hlog = match (m.hlog.take(), &m.live) {
         (Some(rec), Some(live)) => rec.finish(live),
         _ => Ok(()),
-    }
+    };
+    let mut report = frame.report("prefork", std::mem::take(&mut m.total));
+    report.output_error = hlog.err();
+    Ok(report)
 }
 
 impl Master<'_> {

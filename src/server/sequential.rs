@@ -93,7 +93,7 @@ impl StopSignals {
 
 /// Run `--mode sequential` until SIGINT/SIGTERM; prints the summary and
 /// writes `--hist-out`. Errors: bind failure, signalfd failure, pinning.
-pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
+pub fn run(cfg: &ServeConfig) -> Result<super::Report, String> {
     let (mut sig, listener, local) = open_single_acceptor(cfg, true)?;
     crate::say!(
         "okring: sequential mode (one connection at a time, poll), 1 worker, listening on {local}"
@@ -111,7 +111,7 @@ pub fn serve(cfg: &ServeConfig) -> Result<(), String> {
         serve_conn(fd, &mut ctx, &mut session, &mut rbuf, &mut sig, drain_ns);
     }
     drop(listener);
-    frame.finish("sequential", &ctx.stats, cfg)
+    Ok(frame.report("sequential", ctx.stats))
 }
 
 /// Start-up of the modes with one acceptor (sequential, fork): the

@@ -1,44 +1,18 @@
-//! Command-line definitions (clap) and their validation into configuration.
-//!
-//! Two layers, as typed → resolved: clap structs hold what the user typed;
-//! `resolve` functions check them and produce the configuration the modes
-//! run with, or a one-line error that names the cause and the fix.
+//! `okring serve`'s arguments, as typed, and their resolution into a
+//! [`ServeConfig`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::ValueEnum;
 
 use crate::config::{
     parse_duration, EventLoop, Mode, ServeConfig, UringTier, HLOG_INTERVAL_DEFAULT_MS,
     HLOG_INTERVAL_MIN_MS, URING_MAX_CQ_ENTRIES,
 };
 use crate::http::Limits;
-
-/// okring — a fixed `200 OK` HTTP/1.1 server for measuring what each server
-/// architecture costs, with its own load generator and benchmark harness.
-#[derive(Parser, Debug)]
-#[command(name = "okring", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Serve the fixed 200 OK response in one of the server modes.
-    Serve(ServeArgs),
-    /// Generate HTTP load against a URL (closed loop, or open loop at a fixed rate).
-    Load(crate::load::LoadArgs),
-    /// Compare server modes side by side on pinned CPUs: requests/s, latency,
-    /// server CPU per request, as ratios to epoll; writes a report and plots.
-    Bench(crate::bench::BenchArgs),
-    /// Merge latency histograms from .hlog files and okring JSON results
-    /// (several load machines, several runs) and print percentiles.
-    Report(crate::report::ReportArgs),
-}
 
 /// Server architecture (see docs/architecture.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,6 +56,7 @@ impl From<ModeArg> for Mode {
     }
 }
 
+/// Arguments of `okring serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Server architecture.
@@ -279,34 +254,22 @@ impl ServeArgs {
     }
 }
 
+/// `okring serve`: resolve, then serve until SIGINT/SIGTERM (the summary
+/// and `--hist-out` are written by the mode's frame).
+pub fn run(args: &ServeArgs) -> Result<(), crate::error::Error> {
+    let cfg = args.resolve().map_err(super::usage)?;
+    crate::server::serve(&cfg).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
-    /// `okring bench`'s CPU lists.
-    #[test]
-    fn bench_cpu_lists_parse_as_one_value_each() {
-        let cli = super::Cli::try_parse_from([
-            "okring",
-            "bench",
-            "--server-cpus",
-            "1",
-            "--client-cpus",
-            "0,2-3",
-        ])
-        .expect("parses");
-        let super::Command::Bench(b) = cli.command else {
-            panic!("not bench");
-        };
-        assert_eq!(b.server_cpus, Some(vec![1]));
-        assert_eq!(b.client_cpus, Some(vec![0, 2, 3]));
-    }
-
     fn serve(args: &[&str]) -> Result<crate::config::ServeConfig, String> {
         let mut argv = vec!["okring", "serve"];
         argv.extend_from_slice(args);
-        let cli = super::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let super::Command::Serve(s) = cli.command else {
+        let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let crate::cli::Command::Serve(s) = cli.command else {
             panic!("not serve");
         };
         s.resolve()
