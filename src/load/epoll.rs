@@ -91,7 +91,7 @@ impl Epoll {
     fn do_send(&mut self, slot: u32, off: u32) {
         let fd = self.slots[slot as usize].fd;
         let r = os::send(fd, self.bufs.batch_from(off));
-        if r < 0 && crate::sys::io_failure(-r) == crate::sys::IoFailure::Again {
+        if r < 0 && crate::sys::Errno(-r).io_failure() == crate::sys::IoFailure::Again {
             self.slots[slot as usize].write = Some(off);
             self.set_out_interest(slot, true);
         } else {
@@ -128,7 +128,7 @@ impl Io for Epoll {
             self.ready.push(Completion {
                 slot,
                 op: OP_CONNECT,
-                res: -e.raw_os_error().unwrap_or(os::EIO),
+                res: -e.raw_os_error().unwrap_or(crate::sys::Errno::EIO.0),
             });
             return;
         }
@@ -224,7 +224,7 @@ impl Io for Epoll {
             }
             if let (Some(start), true) = (s.read, readable) {
                 let r = os::recv(s.fd, self.bufs.recv_span(slot, start));
-                if !(r < 0 && crate::sys::io_failure(-r) == crate::sys::IoFailure::Again) {
+                if !(r < 0 && crate::sys::Errno(-r).io_failure() == crate::sys::IoFailure::Again) {
                     self.slots[slot as usize].read = None;
                     out.push(Completion {
                         slot,

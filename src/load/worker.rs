@@ -679,7 +679,7 @@ impl<'p> Core<'p> {
         if c.closing {
             return self.try_finish_close(io, slot, now);
         }
-        if res < 0 && crate::sys::io_failure(-res) != crate::sys::IoFailure::Again {
+        if res < 0 && crate::sys::Errno(-res).io_failure() != crate::sys::IoFailure::Again {
             self.stats.error(now, |e| e.write += 1);
             return self.close(io, slot, now, 0);
         }
@@ -722,7 +722,7 @@ impl<'p> Core<'p> {
         }
         if res < 0
             && matches!(
-                crate::sys::io_failure(-res),
+                crate::sys::Errno(-res).io_failure(),
                 crate::sys::IoFailure::Again | crate::sys::IoFailure::NoBuffers
             )
         {

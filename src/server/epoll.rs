@@ -77,7 +77,7 @@ impl Conn {
                         continue;
                     }
                     Err(e) => {
-                        if let sys::IoFailure::Failed(kind) = sys::io_failure(e) {
+                        if let sys::IoFailure::Failed(kind) = e.io_failure() {
                             a = self.s.on_sent(Err(kind), now, w);
                             continue;
                         }
@@ -214,7 +214,7 @@ impl Worker<'_> {
         for _ in 0..ACCEPT_BURST {
             let fd = match sys::accept_owned(lfd) {
                 Ok(fd) => fd,
-                Err(e) => match sys::accept_failure(e) {
+                Err(e) => match e.accept_failure() {
                     sys::AcceptFailure::WouldBlock => return,
                     sys::AcceptFailure::Exhausted => {
                         // Drop interest in the listener (no busy loop on a
@@ -292,7 +292,7 @@ impl Worker<'_> {
         let a = match sys::read(c.fd.as_raw_fd(), &mut self.rbuf) {
             Ok(0) => c.s.on_eof(now),
             Ok(n) => c.s.on_input(&self.rbuf[..n], now, &mut self.ctx),
-            Err(e) => match sys::io_failure(e) {
+            Err(e) => match e.io_failure() {
                 sys::IoFailure::Failed(kind) => c.s.on_recv_error(kind, &mut self.ctx),
                 _ => Action::Wait,
             },

@@ -189,7 +189,7 @@ pub fn run(cfg: &ServeConfig) -> Result<super::Report, String> {
 fn accept(lfd: RawFd, total: &mut WorkerStats) -> Option<OwnedFd> {
     match sys::accept_owned(lfd) {
         Ok(fd) => return Some(fd),
-        Err(e) => match sys::accept_failure(e) {
+        Err(e) => match e.accept_failure() {
             sys::AcceptFailure::WouldBlock => {}
             sys::AcceptFailure::Exhausted => total.counters.emfile_pauses += 1,
             sys::AcceptFailure::Canceled | sys::AcceptFailure::Transient => {
@@ -249,11 +249,11 @@ fn child_main(
     // MSG_NOSIGNAL: a gone parent gives an error, not SIGPIPE.
     if let Err(e) = sys::send(stats_tx, &frame) {
         // ECONNREFUSED/EPIPE: the parent is gone; nobody wants the figures.
-        if !sys::is_peer_gone(e) {
+        if !e.is_peer_gone() {
             crate::say!(
                 "okring: fork child: cannot report statistics ({} bytes): {}",
                 frame.len(),
-                std::io::Error::from_raw_os_error(e)
+                e
             );
         }
     }

@@ -349,7 +349,7 @@ impl Master<'_> {
             match sys::read(rx, &mut chunk) {
                 Ok(0) => break true,
                 Ok(n) => self.slots[id].buf.extend_from_slice(&chunk[..n]),
-                Err(e) => break sys::io_failure(e) != sys::IoFailure::Again,
+                Err(e) => break e.io_failure() != sys::IoFailure::Again,
             }
         };
         while let Some(msg) = take_frame(&mut self.slots[id].buf) {

@@ -158,7 +158,7 @@ fn accept_one(l: &TcpListener, sig: &mut StopSignals, ctx: &mut WorkerCtx) -> Op
             Some(fd)
         }
         Err(e) => {
-            match sys::accept_failure(e) {
+            match e.accept_failure() {
                 sys::AcceptFailure::WouldBlock => {}
                 sys::AcceptFailure::Exhausted => {
                     ctx.stats.counters.emfile_pauses += 1;
@@ -206,7 +206,7 @@ pub(super) fn serve_conn(
                         continue;
                     }
                     Err(e) => {
-                        if let sys::IoFailure::Failed(kind) = sys::io_failure(e) {
+                        if let sys::IoFailure::Failed(kind) = e.io_failure() {
                             a = s.on_sent(Err(kind), ctx.now_ns(), ctx);
                             continue;
                         }
@@ -265,7 +265,7 @@ pub(super) fn serve_conn(
         a = match sys::read(raw, rbuf) {
             Ok(0) => s.on_eof(now),
             Ok(n) => s.on_input(&rbuf[..n], now, ctx),
-            Err(e) => match sys::io_failure(e) {
+            Err(e) => match e.io_failure() {
                 sys::IoFailure::Failed(kind) => s.on_recv_error(kind, ctx),
                 _ => Action::Wait,
             },

@@ -428,8 +428,8 @@ impl Worker<'_> {
             Err(e) => match e.raw_os_error() {
                 // EINTR: a signal; EBUSY: the CQ overflowed and must be
                 // reaped first; EAGAIN: transient kernel memory shortage.
-                Some(n) if matches!(sys::io_failure(n), sys::IoFailure::Again) => Ok(()),
-                Some(n) if sys::is_ebusy(n) => Ok(()),
+                Some(n) if sys::Errno(n).io_failure() == sys::IoFailure::Again => Ok(()),
+                Some(n) if sys::Errno(n) == sys::Errno::EBUSY => Ok(()),
                 _ => Err(e),
             },
         }
@@ -525,7 +525,7 @@ impl Worker<'_> {
                 self.io.drive(c, Action::Wait, now, &mut self.ctx);
             }
         } else {
-            match sys::accept_failure(-res) {
+            match sys::Errno(-res).accept_failure() {
                 sys::AcceptFailure::Exhausted => {
                     // Do not re-arm: it would fail again at once. Resume when
                     // a connection closes or the back-off expires.
@@ -584,7 +584,7 @@ impl Worker<'_> {
             if res == 0 {
                 c.s.on_eof(now)
             } else {
-                match sys::io_failure(-res) {
+                match sys::Errno(-res).io_failure() {
                     // The buffer ring ran dry; every buffer is recycled by
                     // the time the next enter submits the re-arm.
                     sys::IoFailure::NoBuffers => {
@@ -609,7 +609,7 @@ impl Worker<'_> {
         let r = if res >= 0 {
             Ok(res as usize)
         } else {
-            match sys::io_failure(-res) {
+            match sys::Errno(-res).io_failure() {
                 sys::IoFailure::Failed(kind) => Err(kind),
                 _ => Err(io::ErrorKind::Other),
             }

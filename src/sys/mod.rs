@@ -4,9 +4,32 @@
 //! Owns no long-lived descriptors itself; every function hands its fd to the
 //! caller as an owning type. `unsafe` here is limited to libc calls whose
 //! contracts are stated at each block.
+//!
+//! Errors: one type, [`Errno`]. A call that returns -1 goes through the
+//! `syscall!` wrapper (`Ok(ret)` or `Err(Errno::last())`); hot-path calls
+//! (accept, read, send) return `Result<_, Errno>` and loops classify it
+//! ([`Errno::accept_failure`], [`Errno::io_failure`]); set-up calls return
+//! `io::Result` (`Errno` converts); io_uring CQE results and the load
+//! engines' completions keep the kernel's `-errno` (`Errno::of_result`).
 
+/// Call a libc function that returns -1 and sets errno on failure:
+/// `Ok(ret)` or `Err(Errno::last())`. The one wrapper of the kernel edge.
+macro_rules! syscall {
+    ($call:expr) => {{
+        let ret = $call;
+        if ret == -1 {
+            Err($crate::sys::Errno::last())
+        } else {
+            Ok(ret)
+        }
+    }};
+}
+
+mod errno;
 pub mod net;
 pub mod uring;
+
+pub use errno::{AcceptFailure, Errno, IoFailure};
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -58,12 +81,8 @@ pub fn pin_current_thread_to(cpus: &[usize]) -> io::Result<()> {
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     // SAFETY: pid 0 = calling thread; `set` is a valid cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    syscall!(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) })?;
+    Ok(())
 }
 
 /// `net.core.somaxconn`, the kernel's cap on a listen backlog, if readable.
@@ -167,10 +186,7 @@ pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
 /// loop for shutdown.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers; the returned fd is checked below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = syscall!(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
     // SAFETY: fd is a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -364,12 +380,6 @@ pub fn recv_dontwait(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
     (n >= 0).then_some(n as usize)
 }
 
-/// Whether `errno` says the peer of a socket is gone (ECONNREFUSED on a
-/// datagram socket, EPIPE, ECONNRESET).
-pub fn is_peer_gone(errno: i32) -> bool {
-    matches!(errno, libc::ECONNREFUSED | libc::EPIPE | libc::ECONNRESET)
-}
-
 /// End the calling process at once with `code` (_exit(2)): no destructors,
 /// no atexit handlers, no stdio flush. What a forked child must use.
 pub fn exit_now(code: i32) -> ! {
@@ -430,9 +440,7 @@ pub fn die_with_parent(sig: i32) {
 pub fn pipe(nonblocking_read: bool) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    syscall!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     // SAFETY: both descriptors are new and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     if nonblocking_read {
@@ -487,15 +495,10 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// many entries have events; EINTR counts as a wake-up with none.
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     // SAFETY: `fds` is a valid writable array of the length passed.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EINTR) {
-        Ok(0)
-    } else {
-        Err(e)
+    match syscall!(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }) {
+        Ok(n) => Ok(n as usize),
+        Err(Errno::EINTR) => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -539,11 +542,9 @@ impl SignalFd {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
+        let flags = libc::SFD_NONBLOCK | libc::SFD_CLOEXEC;
         // SAFETY: -1 asks for a new fd; `set` is initialised.
-        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = syscall!(unsafe { libc::signalfd(-1, &set, flags) })?;
         Ok(SignalFd {
             // SAFETY: `fd` is new and owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -663,95 +664,31 @@ pub fn clock_ticks_per_sec() -> u64 {
 /// socket, without its peer address. Errors: the errno (EAGAIN when none is
 /// queued; EMFILE/ENFILE/ENOBUFS/ENOMEM when out of resources; others are
 /// per-connection failures).
-pub fn accept_nonblocking(lfd: RawFd) -> Result<RawFd, i32> {
+pub fn accept_nonblocking(lfd: RawFd) -> Result<RawFd, Errno> {
     // SAFETY: null addr/len pointers are allowed (accept4(2): the peer
     // address is not wanted); the result is checked.
-    let fd = unsafe {
+    syscall!(unsafe {
         libc::accept4(
             lfd,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
         )
-    };
-    if fd >= 0 {
-        Ok(fd)
-    } else {
-        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
-
-/// How an accept failed (accept4(2), ERRORS), as a loop must react.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AcceptFailure {
-    /// EAGAIN: no connection is queued.
-    WouldBlock,
-    /// EMFILE, ENFILE, ENOBUFS, ENOMEM: out of descriptors or memory;
-    /// retrying at once fails again (back off).
-    Exhausted,
-    /// ECANCELED: the io_uring accept was cancelled (drain).
-    Canceled,
-    /// Anything else (ECONNABORTED, EPROTO, EINTR, EPERM from a firewall):
-    /// that one connection failed; the listener is fine.
-    Transient,
-}
-
-/// Classify an accept errno (positive).
-pub fn accept_failure(errno: i32) -> AcceptFailure {
-    match errno {
-        libc::EAGAIN => AcceptFailure::WouldBlock,
-        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => AcceptFailure::Exhausted,
-        libc::ECANCELED => AcceptFailure::Canceled,
-        _ => AcceptFailure::Transient,
-    }
-}
-
-/// How a recv or send on a connection failed, as a loop must react.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoFailure {
-    /// EAGAIN/EWOULDBLOCK or EINTR: try again when ready.
-    Again,
-    /// ENOBUFS on an io_uring recv with buffer select: the provided buffer
-    /// ring ran dry (Linux 5.19+).
-    NoBuffers,
-    /// ECANCELED: the op was cancelled (IORING_OP_ASYNC_CANCEL).
-    Canceled,
-    /// The connection failed: its [`io::ErrorKind`] (ConnectionReset,
-    /// BrokenPipe, TimedOut, ...).
-    Failed(io::ErrorKind),
-}
-
-/// Classify a recv/send errno (positive).
-pub fn io_failure(errno: i32) -> IoFailure {
-    match errno {
-        libc::EAGAIN | libc::EINTR => IoFailure::Again,
-        libc::ENOBUFS => IoFailure::NoBuffers,
-        libc::ECANCELED => IoFailure::Canceled,
-        e => IoFailure::Failed(io::Error::from_raw_os_error(e).kind()),
-    }
+    })
 }
 
 /// read(2) into `buf`: `Ok(0)` is the peer's FIN. Errors: the errno.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is a valid writable buffer of the length passed.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n >= 0 {
-        Ok(n as usize)
-    } else {
-        Err(errno())
-    }
+    syscall!(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }).map(|n| n as usize)
 }
 
 /// send(2) of `buf` with MSG_NOSIGNAL (a closed peer gives EPIPE, never
 /// SIGPIPE): bytes taken. Errors: the errno.
-pub fn send(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
+pub fn send(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is a valid readable buffer of the length passed.
-    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-    if n >= 0 {
-        Ok(n as usize)
-    } else {
-        Err(errno())
-    }
+    syscall!(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
+        .map(|n| n as usize)
 }
 
 /// shutdown(2) of a connection the caller owns: `SHUT_WR` (`write_only`,
@@ -767,22 +704,11 @@ pub fn shutdown(fd: RawFd, write_only: bool) {
     unsafe { libc::shutdown(fd, how) };
 }
 
-/// The calling thread's errno.
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
 /// Flags the io_uring driver passes in SQEs: accept4(2)'s SOCK_CLOEXEC and
 /// send(2)'s MSG_NOSIGNAL.
 pub const SOCK_CLOEXEC: i32 = libc::SOCK_CLOEXEC;
 /// See [`SOCK_CLOEXEC`].
 pub const MSG_NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
-
-/// Whether `errno` is EBUSY (io_uring_enter(2): the CQ overflowed and must
-/// be reaped before more is submitted).
-pub fn is_ebusy(errno: i32) -> bool {
-    errno == libc::EBUSY
-}
 
 /// Readiness interest of an [`Epoll`] registration (epoll_ctl(2) events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -834,10 +760,7 @@ impl Epoll {
     /// wait.
     pub fn new(capacity: usize) -> io::Result<Epoll> {
         // SAFETY: epoll_create1 takes no pointers; the result is checked.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = syscall!(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         Ok(Epoll {
             // SAFETY: `fd` is a new descriptor owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -852,12 +775,8 @@ impl Epoll {
             u64: token,
         };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        syscall!(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) })?;
+        Ok(())
     }
 
     /// EPOLL_CTL_ADD.
@@ -958,7 +877,7 @@ impl Epoll {
 }
 
 /// accept4(2) as [`accept_nonblocking`], the connection owned.
-pub fn accept_owned(lfd: RawFd) -> Result<OwnedFd, i32> {
+pub fn accept_owned(lfd: RawFd) -> Result<OwnedFd, Errno> {
     // SAFETY: accept4 returned a new descriptor that nobody else owns.
     accept_nonblocking(lfd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }

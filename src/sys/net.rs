@@ -5,9 +5,10 @@
 //!
 //! Owns no descriptors itself: the caller owns every fd these return.
 
-use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+
+use super::Errno;
 
 /// Nanoseconds on `CLOCK_MONOTONIC` (clock_gettime(2), served by the vDSO:
 /// about 20 ns, no syscall). The same clock io_uring timeouts use.
@@ -84,17 +85,13 @@ impl RawAddr {
 }
 
 /// A new TCP socket (close-on-exec, TCP_NODELAY set, nonblocking if asked).
-/// Errors are `-errno`.
-pub fn tcp_socket(family: i32, nonblocking: bool) -> Result<RawFd, i32> {
+pub fn tcp_socket(family: i32, nonblocking: bool) -> Result<RawFd, Errno> {
     let mut ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
     if nonblocking {
         ty |= libc::SOCK_NONBLOCK;
     }
     // SAFETY: socket(2) with constant arguments; the returned fd is owned by the caller.
-    let fd = unsafe { libc::socket(family, ty, 0) };
-    if fd < 0 {
-        return Err(-errno());
-    }
+    let fd = syscall!(unsafe { libc::socket(family, ty, 0) })?;
     let one: libc::c_int = 1;
     // SAFETY: `one` is a valid c_int for the duration of the call; fd is ours.
     // Requests are written whole, so Nagle would only add delay (tcp(7)).
@@ -113,12 +110,9 @@ pub fn tcp_socket(family: i32, nonblocking: bool) -> Result<RawFd, i32> {
 /// connect(2). Returns 0, or `-errno` (`-EINPROGRESS` on a nonblocking socket).
 pub fn connect(fd: RawFd, addr: &RawAddr) -> i32 {
     // SAFETY: `addr` points to a valid sockaddr of `addr.len` bytes for the call.
-    let r = unsafe { libc::connect(fd, addr.as_ptr(), addr.len) };
-    if r < 0 {
-        -errno()
-    } else {
-        0
-    }
+    cqe_style(syscall!(unsafe {
+        libc::connect(fd, addr.as_ptr(), addr.len)
+    }))
 }
 
 /// The pending error of a socket (SO_ERROR), as `-errno`, 0 when none.
@@ -126,7 +120,7 @@ pub fn socket_error(fd: RawFd) -> i32 {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `err` and `len` are valid for writes for the duration of the call.
-    let r = unsafe {
+    let r = syscall!(unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
@@ -134,44 +128,34 @@ pub fn socket_error(fd: RawFd) -> i32 {
             &mut err as *mut _ as *mut libc::c_void,
             &mut len,
         )
-    };
-    if r < 0 {
-        -errno()
-    } else {
-        -err
+    });
+    match r {
+        Ok(_) => -err,
+        Err(e) => e.as_result(),
     }
 }
 
 /// recv(2) into `buf`: bytes read (0: the peer's FIN), or `-errno`.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> i32 {
     // SAFETY: `buf` is valid for writes of its length for the call.
-    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if r < 0 {
-        -errno()
-    } else {
-        r as i32
-    }
+    cqe_style(syscall!(unsafe {
+        libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)
+    }))
 }
 
 /// send(2) of `buf` without SIGPIPE (MSG_NOSIGNAL): bytes sent, or `-errno`.
 pub fn send(fd: RawFd, buf: &[u8]) -> i32 {
     // SAFETY: `buf` is valid for reads of its length for the call.
-    let r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-    if r < 0 {
-        -errno()
-    } else {
-        r as i32
-    }
+    cqe_style(syscall!(unsafe {
+        libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+    }))
 }
 
 /// Whether `res` (`-errno`) is -EINPROGRESS: a nonblocking connect(2)
 /// under way.
 pub fn is_in_progress(res: i32) -> bool {
-    res == -libc::EINPROGRESS
+    res == Errno::EINPROGRESS.as_result()
 }
-
-/// EIO, for an error that carries no errno.
-pub const EIO: i32 = libc::EIO;
 
 /// `-ECANCELED`: the result of an operation cancelled before it ran.
 pub const CANCELED: i32 = -libc::ECANCELED;
@@ -188,9 +172,11 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// A [`syscall!`] result in the CQE convention: the count, or `-errno`.
 #[inline]
-fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+fn cqe_style<T: TryInto<i32>>(r: Result<T, Errno>) -> i32 {
+    match r {
+        Ok(n) => n.try_into().unwrap_or(i32::MAX),
+        Err(e) => e.as_result(),
+    }
 }

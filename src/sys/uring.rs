@@ -26,24 +26,13 @@ pub fn is_wait_end(e: &io::Error) -> bool {
     )
 }
 
-/// The symbolic name of an errno (`EFAULT`), for one-line causes.
+/// The symbolic name of an io::Error's errno (`EFAULT`), for one-line
+/// causes ([`super::Errno::name`]).
 pub fn errno_name(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::EPERM) => "EPERM",
-        Some(libc::ENOENT) => "ENOENT",
-        Some(libc::ENOMEM) => "ENOMEM",
-        Some(libc::EFAULT) => "EFAULT",
-        Some(libc::EBUSY) => "EBUSY",
-        Some(libc::EEXIST) => "EEXIST",
-        Some(libc::EINVAL) => "EINVAL",
-        Some(libc::EMFILE) => "EMFILE",
-        Some(libc::ENFILE) => "ENFILE",
-        Some(libc::ENOSYS) => "ENOSYS",
-        Some(libc::EOPNOTSUPP) => "EOPNOTSUPP",
-        Some(n) => return format!("errno {n}"),
-        None => return "error".into(),
-    };
-    name.into()
+    match e.raw_os_error() {
+        Some(n) => super::Errno(n).name(),
+        None => "error".into(),
+    }
 }
 
 /// One-line cause of an io_uring_setup(2) failure.
