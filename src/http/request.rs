@@ -1,0 +1,629 @@
+//! [`Framer`]: the request framing state machine (RFC 9112 §2–§7, §9):
+//! bytes in, responses appended, body bytes discarded. The policy list is
+//! in the module docs of [`crate::http`].
+
+use std::mem::MaybeUninit;
+
+use super::syntax::{content_length, hex_digit, list_items};
+use super::*;
+
+/// What one call to [`Framer::feed`] produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fed {
+    /// Final responses appended to `out` by this call (an interim
+    /// [`CONTINUE_100`] is not counted).
+    pub responses: u32,
+    /// Of those, how many were errors (non-200): 0 or 1, since an error
+    /// always closes.
+    pub errors: u32,
+    /// Close after `out` is sent; ignore any further input.
+    pub close: bool,
+    /// The error status sent by this call, if any.
+    pub error: Option<Status>,
+}
+
+/// Where the framer is in the byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading a request head (possibly partially buffered).
+    Head,
+    /// Discarding a Content-Length body: bytes left.
+    Length(u64),
+    /// Decoding and discarding a chunked body.
+    Chunked(Chunk),
+    /// A response that closes was produced; input is ignored.
+    Closed,
+}
+
+/// Chunked body decoder states (RFC 9112 §7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// In the chunk-size hex digits (none read yet when `line_len` is 0).
+    Size,
+    /// After the size: BWS and chunk extensions, up to the line end.
+    Ext,
+    /// Saw CR ending the chunk-size line; expect LF.
+    SizeLf,
+    /// In chunk data: `chunk_left` bytes to discard.
+    Data,
+    /// After chunk data; expect CR (or bare LF).
+    DataCr,
+    /// Saw CR after chunk data; expect LF.
+    DataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart,
+    /// Inside a trailer field line, up to its LF.
+    Trailer,
+    /// Saw CR at the start of a trailer line; expect LF ending the body.
+    EndLf,
+}
+
+/// What happened to the head bytes handed to [`parse_head`].
+enum Head {
+    /// The head is complete: its length in bytes and what it asks for.
+    Complete(usize, Request),
+    /// More bytes are needed; `head` is whether the method is HEAD so far.
+    Partial { head: bool },
+    /// The head is invalid: answer `status` (`head`: method was HEAD).
+    Invalid { status: Status, head: bool },
+}
+
+/// How the body of a request is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// The parts of a complete head that framing and the response depend on.
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    head: bool,
+    conn: ConnHeader,
+    close: bool,
+    body: Body,
+    expect_continue: bool,
+}
+
+/// Per-connection framing state machine.
+///
+/// Memory: at most [`Limits::max_head_bytes`] bytes of a partial head are
+/// buffered (allocated once, on the first head that straddles two feeds);
+/// bodies are counted, never stored.
+#[derive(Clone, Debug)]
+pub struct Framer {
+    state: State,
+    /// The partial head received so far (≤ max_head_bytes).
+    buf: Vec<u8>,
+    /// The 200 owed once the current body is discarded: (answer to HEAD,
+    /// its `Connection` header, close after it).
+    pending: (bool, ConnHeader, bool),
+    /// Chunked decoding: current chunk size being read, or data left.
+    chunk_left: u64,
+    /// Chunked decoding: sum of chunk sizes so far, bytes.
+    chunk_total: u64,
+    /// Chunked decoding: bytes in the current size line or trailer section.
+    line_len: usize,
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Framer {
+    /// A framer at the start of a connection (idle, nothing buffered).
+    pub fn new() -> Self {
+        Framer {
+            state: State::Head,
+            buf: Vec::new(),
+            pending: (false, ConnHeader::None, false),
+            chunk_left: 0,
+            chunk_total: 0,
+            line_len: 0,
+        }
+    }
+
+    /// Consume `input` (any split of the byte stream; may be called with 1
+    /// byte at a time), append the bytes of every response produced to
+    /// `out`, in order. All of `input` is consumed: partial heads are
+    /// buffered (≤ `limits.max_head_bytes`), body bytes are discarded.
+    /// Once a response that closes has been produced, the rest of `input`
+    /// and every later call are ignored (`close` stays true, no responses).
+    /// Never panics on any input.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        limits: &Limits,
+        resp: &Responder,
+        out: &mut Vec<u8>,
+    ) -> Fed {
+        let mut fed = Fed::default();
+        let mut pos = 0;
+        loop {
+            match self.state {
+                State::Closed => {
+                    fed.close = true;
+                    return fed;
+                }
+                State::Head => {
+                    if pos == input.len() {
+                        return fed;
+                    }
+                    pos += self.feed_head(&input[pos..], limits, resp, out, &mut fed);
+                }
+                State::Length(left) => {
+                    let take = left.min((input.len() - pos) as u64);
+                    pos += take as usize;
+                    if take == left {
+                        self.respond(resp, out, &mut fed);
+                    } else {
+                        self.state = State::Length(left - take);
+                        return fed;
+                    }
+                }
+                State::Chunked(chunk) => {
+                    if pos == input.len() {
+                        return fed;
+                    }
+                    match self.feed_chunked(chunk, &input[pos..], limits) {
+                        (n, Ok(true)) => {
+                            pos += n;
+                            self.respond(resp, out, &mut fed);
+                        }
+                        (n, Ok(false)) => pos += n,
+                        (_, Err(status)) => {
+                            let head = self.pending.0;
+                            self.fail(status, head, resp, out, &mut fed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when no request is partially received (no head bytes buffered,
+    /// no body pending): the connection is idle (idle keep-alive timeout
+    /// applies) rather than mid-request (header timeout). False once closed.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Head && self.buf.is_empty()
+    }
+
+    /// True once a response that closes the connection was produced.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Bytes of a partial head held in the internal buffer; never more
+    /// than the `max_head_bytes` of the limits in use.
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Handle head bytes at the start of `input`; returns bytes consumed.
+    fn feed_head(
+        &mut self,
+        input: &[u8],
+        limits: &Limits,
+        resp: &Responder,
+        out: &mut Vec<u8>,
+        fed: &mut Fed,
+    ) -> usize {
+        let cap = limits.max_head_bytes;
+        if self.buf.is_empty() {
+            // Common case: parse in place, no copy.
+            let window = &input[..input.len().min(cap)];
+            match parse_head(window, limits) {
+                Head::Complete(n, req) => {
+                    self.start(req, resp, out, fed);
+                    n
+                }
+                Head::Invalid { status, head } => {
+                    self.fail(status, head, resp, out, fed);
+                    input.len()
+                }
+                Head::Partial { head } => {
+                    if input.len() > cap {
+                        self.fail(cap_status(window), head, resp, out, fed);
+                    } else {
+                        reserve_within(&mut self.buf, input.len(), cap);
+                        self.buf.extend_from_slice(input);
+                    }
+                    input.len()
+                }
+            }
+        } else {
+            let old = self.buf.len();
+            let take = cap.saturating_sub(old).min(input.len());
+            reserve_within(&mut self.buf, take, cap);
+            self.buf.extend_from_slice(&input[..take]);
+            match parse_head(&self.buf, limits) {
+                Head::Complete(n, req) => {
+                    self.buf.clear();
+                    self.start(req, resp, out, fed);
+                    // The buffered prefix alone was partial, so n > old.
+                    n.saturating_sub(old)
+                }
+                Head::Invalid { status, head } => {
+                    self.fail(status, head, resp, out, fed);
+                    input.len()
+                }
+                Head::Partial { head } => {
+                    if take < input.len() {
+                        let status = cap_status(&self.buf);
+                        self.fail(status, head, resp, out, fed);
+                    }
+                    input.len()
+                }
+            }
+        }
+    }
+
+    /// A head is complete: respond now or start discarding its body.
+    fn start(&mut self, req: Request, resp: &Responder, out: &mut Vec<u8>, fed: &mut Fed) {
+        self.pending = (req.head, req.conn, req.close);
+        match req.body {
+            Body::None | Body::Length(0) => self.respond(resp, out, fed),
+            Body::Length(n) => {
+                if req.expect_continue {
+                    out.extend_from_slice(CONTINUE_100);
+                }
+                self.state = State::Length(n);
+            }
+            Body::Chunked => {
+                if req.expect_continue {
+                    out.extend_from_slice(CONTINUE_100);
+                }
+                self.chunk_left = 0;
+                self.chunk_total = 0;
+                self.line_len = 0;
+                self.state = State::Chunked(Chunk::Size);
+            }
+        }
+    }
+
+    /// The current request is complete: append its 200.
+    #[inline]
+    fn respond(&mut self, resp: &Responder, out: &mut Vec<u8>, fed: &mut Fed) {
+        let (head, conn, close) = self.pending;
+        out.extend_from_slice(resp.bytes(Status::Ok200, head, conn));
+        fed.responses += 1;
+        if close {
+            fed.close = true;
+            self.close();
+        } else {
+            self.state = State::Head;
+        }
+    }
+
+    /// Append the error response for `status` and stop reading.
+    fn fail(
+        &mut self,
+        status: Status,
+        head: bool,
+        resp: &Responder,
+        out: &mut Vec<u8>,
+        fed: &mut Fed,
+    ) {
+        out.extend_from_slice(resp.bytes(status, head, ConnHeader::Close));
+        fed.responses += 1;
+        fed.errors += 1;
+        fed.error = Some(status);
+        fed.close = true;
+        self.close();
+    }
+
+    fn close(&mut self) {
+        self.state = State::Closed;
+        self.buf = Vec::new();
+    }
+
+    /// Run the chunked decoder over `input` from state `chunk`. Returns the
+    /// bytes consumed and `Ok(true)` when the body (trailers included) is
+    /// complete, `Ok(false)` when all of `input` was consumed without
+    /// completing it, or the error status.
+    fn feed_chunked(
+        &mut self,
+        mut chunk: Chunk,
+        input: &[u8],
+        limits: &Limits,
+    ) -> (usize, Result<bool, Status>) {
+        let mut i = 0;
+        while i < input.len() {
+            if chunk == Chunk::Data {
+                let take = self.chunk_left.min((input.len() - i) as u64);
+                i += take as usize;
+                self.chunk_left -= take;
+                if self.chunk_left == 0 {
+                    chunk = Chunk::DataCr;
+                }
+                continue;
+            }
+            let b = input[i];
+            i += 1;
+            chunk = match chunk {
+                Chunk::Size => match hex_digit(b) {
+                    Some(d) => {
+                        // Check before adding so a size line like
+                        // `80000000` is refused at once, never allocated.
+                        let budget = limits.max_body_bytes.saturating_sub(self.chunk_total);
+                        match self
+                            .chunk_left
+                            .checked_mul(16)
+                            .and_then(|v| v.checked_add(u64::from(d)))
+                        {
+                            Some(v) if v <= budget => self.chunk_left = v,
+                            _ => return (i, Err(Status::PayloadTooLarge413)),
+                        }
+                        self.line_len += 1;
+                        if self.line_len > limits.max_head_bytes {
+                            return (i, Err(Status::BadRequest400));
+                        }
+                        Chunk::Size
+                    }
+                    None if self.line_len == 0 => return (i, Err(Status::BadRequest400)),
+                    None => match b {
+                        b' ' | b'\t' | b';' => Chunk::Ext,
+                        b'\r' => Chunk::SizeLf,
+                        b'\n' => self.size_line_end(),
+                        _ => return (i, Err(Status::BadRequest400)),
+                    },
+                },
+                Chunk::Ext => match b {
+                    b'\r' => Chunk::SizeLf,
+                    b'\n' => self.size_line_end(),
+                    b'\t' | b' '..=b'~' | 0x80..=0xff => {
+                        self.line_len += 1;
+                        if self.line_len > limits.max_head_bytes {
+                            return (i, Err(Status::BadRequest400));
+                        }
+                        Chunk::Ext
+                    }
+                    _ => return (i, Err(Status::BadRequest400)),
+                },
+                Chunk::SizeLf => match b {
+                    b'\n' => self.size_line_end(),
+                    _ => return (i, Err(Status::BadRequest400)),
+                },
+                Chunk::DataCr => match b {
+                    b'\r' => Chunk::DataLf,
+                    b'\n' => self.next_size_line(),
+                    _ => return (i, Err(Status::BadRequest400)),
+                },
+                Chunk::DataLf => match b {
+                    b'\n' => self.next_size_line(),
+                    _ => return (i, Err(Status::BadRequest400)),
+                },
+                Chunk::TrailerStart | Chunk::Trailer => {
+                    self.line_len += 1;
+                    if self.line_len > limits.max_head_bytes {
+                        return (i, Err(Status::HeaderFieldsTooLarge431));
+                    }
+                    let at_line_start = chunk == Chunk::TrailerStart;
+                    match b {
+                        // An empty line ends the trailer section and the body.
+                        b'\r' if at_line_start => Chunk::EndLf,
+                        b'\n' if at_line_start => return (i, Ok(true)),
+                        // Trailer fields are discarded unread.
+                        b'\n' => Chunk::TrailerStart,
+                        _ => Chunk::Trailer,
+                    }
+                }
+                Chunk::EndLf => match b {
+                    b'\n' => return (i, Ok(true)),
+                    _ => return (i, Err(Status::BadRequest400)),
+                },
+                Chunk::Data => Chunk::Data,
+            };
+        }
+        self.state = State::Chunked(chunk);
+        (i, Ok(false))
+    }
+
+    /// The chunk-size line ended: data follows, or the trailer section
+    /// after the last chunk (size 0).
+    fn size_line_end(&mut self) -> Chunk {
+        self.line_len = 0;
+        if self.chunk_left == 0 {
+            Chunk::TrailerStart
+        } else {
+            self.chunk_total += self.chunk_left;
+            Chunk::Data
+        }
+    }
+
+    fn next_size_line(&mut self) -> Chunk {
+        self.chunk_left = 0;
+        self.line_len = 0;
+        Chunk::Size
+    }
+}
+
+/// Make room for `extra` more bytes in `buf` without its capacity ever
+/// exceeding `cap` (plain `Vec` growth doubles, which could reach 2 × cap):
+/// small heads get a small buffer, and it grows geometrically up to the cap.
+fn reserve_within(buf: &mut Vec<u8>, extra: usize, cap: usize) {
+    /// First allocation for a partial head, bytes: most heads fit.
+    const FIRST_HEAD_BUF_BYTES: usize = 1024;
+    let need = buf.len() + extra;
+    if need > buf.capacity() {
+        let target = need
+            .max(buf.capacity() * 2)
+            .max(FIRST_HEAD_BUF_BYTES)
+            .min(cap.max(need));
+        buf.reserve_exact(target - buf.len());
+    }
+}
+
+/// A request head read on its own by an endpoint that answers by target
+/// (the `/metrics` listener), under the same rules as [`Framer`]: the
+/// same parser, Host, Content-Length/Transfer-Encoding and cap checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestHead<'a> {
+    /// More bytes are needed (the window is under the head cap).
+    Partial,
+    /// A complete, valid head: its method and request-target as sent.
+    Complete { method: &'a str, target: &'a str },
+    /// Invalid, or over [`Limits::max_head_bytes`]: answer this status and
+    /// close.
+    Invalid(Status),
+}
+
+/// Read the request head at the start of `window` (RFC 9112 §2–§3).
+/// A body is not looked at: the caller answers and closes.
+pub fn read_request_head<'a>(window: &'a [u8], limits: &Limits) -> RequestHead<'a> {
+    let capped = &window[..window.len().min(limits.max_head_bytes)];
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let res = req.parse_with_uninit_headers(capped, &mut headers);
+    match res {
+        Ok(httparse::Status::Complete(_)) => {
+            let head = req.method == Some("HEAD");
+            match check_head(&req, head, limits) {
+                Ok(_) => RequestHead::Complete {
+                    method: req.method.unwrap_or(""),
+                    target: req.path.unwrap_or(""),
+                },
+                Err(status) => RequestHead::Invalid(status),
+            }
+        }
+        Ok(httparse::Status::Partial) if window.len() < limits.max_head_bytes => {
+            RequestHead::Partial
+        }
+        Ok(httparse::Status::Partial) => RequestHead::Invalid(cap_status(capped)),
+        Err(httparse::Error::TooManyHeaders) => {
+            RequestHead::Invalid(Status::HeaderFieldsTooLarge431)
+        }
+        Err(_) => RequestHead::Invalid(Status::BadRequest400),
+    }
+}
+
+/// The status for a head that reached the cap: `window` holds its first
+/// `max_head_bytes` bytes. 414 when the request line does not end inside
+/// them, 431 when it does, 400 when they are nothing but empty lines.
+fn cap_status(window: &[u8]) -> Status {
+    let Some(start) = window.iter().position(|&b| b != b'\r' && b != b'\n') else {
+        return Status::BadRequest400;
+    };
+    if window[start..].contains(&b'\n') {
+        Status::HeaderFieldsTooLarge431
+    } else {
+        Status::UriTooLong414
+    }
+}
+
+/// Parse a request head from the start of `window` with `httparse` and
+/// check what framing needs (RFC 9112 §3.2, §6, §9.3).
+#[inline]
+fn parse_head(window: &[u8], limits: &Limits) -> Head {
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let res = req.parse_with_uninit_headers(window, &mut headers);
+    let head = req.method == Some("HEAD");
+    match res {
+        Ok(httparse::Status::Complete(n)) => match check_head(&req, head, limits) {
+            Ok(r) => Head::Complete(n, r),
+            Err(status) => Head::Invalid { status, head },
+        },
+        Ok(httparse::Status::Partial) => Head::Partial { head },
+        Err(httparse::Error::TooManyHeaders) => Head::Invalid {
+            status: Status::HeaderFieldsTooLarge431,
+            head,
+        },
+        Err(_) => Head::Invalid {
+            status: Status::BadRequest400,
+            head,
+        },
+    }
+}
+
+fn check_head(
+    req: &httparse::Request<'_, '_>,
+    head: bool,
+    limits: &Limits,
+) -> Result<Request, Status> {
+    let http11 = req.version == Some(1);
+    let mut hosts = 0u32;
+    let mut opt_close = false;
+    let mut opt_keep_alive = false;
+    let mut length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut te_last_chunked = false;
+    let mut te_chunked_not_last = false;
+    let mut te_unknown = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                expect_continue |= h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for opt in list_items(h.value) {
+                    opt_close |= opt.eq_ignore_ascii_case(b"close");
+                    opt_keep_alive |= opt.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let v = content_length(h.value).ok_or(Status::BadRequest400)?;
+                if length.is_some_and(|l| l != v) {
+                    return Err(Status::BadRequest400);
+                }
+                length = Some(v);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                te_seen = true;
+                for coding in list_items(h.value) {
+                    // transfer-coding = token *( OWS ";" OWS parameter )
+                    let token = coding.split(|&b| b == b';').next().unwrap_or(coding);
+                    if te_last_chunked {
+                        te_chunked_not_last = true;
+                    }
+                    te_last_chunked = token.trim_ascii().eq_ignore_ascii_case(b"chunked");
+                    te_unknown |= !te_last_chunked;
+                }
+            }
+            _ => {}
+        }
+    }
+    if hosts > 1 || (http11 && hosts == 0) {
+        return Err(Status::BadRequest400);
+    }
+    let body = if te_seen {
+        if length.is_some() || !http11 || te_chunked_not_last || !te_last_chunked {
+            return Err(Status::BadRequest400);
+        }
+        if te_unknown {
+            return Err(Status::NotImplemented501);
+        }
+        Body::Chunked
+    } else {
+        match length {
+            Some(n) if n > limits.max_body_bytes => return Err(Status::PayloadTooLarge413),
+            Some(n) => Body::Length(n),
+            None => Body::None,
+        }
+    };
+    let close = opt_close || (!http11 && !opt_keep_alive);
+    let conn = if close {
+        ConnHeader::Close
+    } else if !http11 {
+        ConnHeader::KeepAlive
+    } else {
+        ConnHeader::None
+    };
+    let has_body = !matches!(body, Body::None | Body::Length(0));
+    Ok(Request {
+        head,
+        conn,
+        close,
+        body,
+        expect_continue: expect_continue && http11 && has_body,
+    })
+}
+
+#[cfg(test)]
+mod tests;
