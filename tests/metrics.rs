@@ -394,6 +394,28 @@ fn endpoint_answers_only_metrics() {
     assert!(nf.contains("\r\nConnection: close\r\n"), "{nf}");
     let ok = http_get(server.metrics_addr(), "/metrics?x=1");
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    let raw = |req: &[u8]| {
+        let mut s = TcpStream::connect(server.metrics_addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(req).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read the response");
+        out
+    };
+    let post = raw(b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    assert!(post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
+    // The request framer's rules: HTTP/1.1 needs a Host; a head over the
+    // cap is refused by its size.
+    let no_host = raw(b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        no_host.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{no_host}"
+    );
+    let mut big = b"GET /metrics HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+    big.resize(9000, b'a');
+    let too_big = raw(&big);
+    assert!(too_big.starts_with("HTTP/1.1 431 "), "{too_big}");
     assert!(!server.stderr_so_far().contains("listening on http"));
 }
 

@@ -50,6 +50,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 
+use crate::http::{read_request_head, Limits, RequestHead, Status};
 use crate::stats::{prometheus_text, HlogWriter, WorkerStats};
 
 /// Shortest time between two snapshots of one worker, ns (100 ms).
@@ -267,55 +268,85 @@ pub fn spawn_metrics_thread(listener: TcpListener, live: Arc<Live>) -> Result<()
         .map_err(|e| format!("cannot start the metrics thread: {e}"))
 }
 
-/// Answer one HTTP/1.1 exchange on `s` and close it: `GET` or `HEAD`
-/// `/metrics` (query ignored) → 200 with `render()`'s text and
-/// [`METRICS_CONTENT_TYPE`]; another method on `/metrics` → 405; any other
-/// path → 404; a malformed or oversized head → 400. Every response carries
-/// `Connection: close`. `io_timeout` bounds each read and write; a peer
-/// that sends nothing in time gets no answer. Errors are not reported (the
-/// scraper sees the connection close).
+/// What the metrics listener answers to one request.
+enum MetricsReply {
+    /// `GET`/`HEAD /metrics` (query ignored): 200 with the exposition text.
+    Metrics { head_only: bool },
+    /// Another method on `/metrics`: 405 with `Allow: GET, HEAD`.
+    MethodNotAllowed,
+    /// Another path: 404.
+    NotFound,
+    /// A head the request framer refuses (400, 414, 431, 501, ...).
+    Invalid(Status),
+}
+
+impl MetricsReply {
+    fn route(method: &str, target: &str) -> MetricsReply {
+        let path = target.split('?').next().unwrap_or("");
+        match (path, method) {
+            ("/metrics", "GET") => MetricsReply::Metrics { head_only: false },
+            ("/metrics", "HEAD") => MetricsReply::Metrics { head_only: true },
+            ("/metrics", _) => MetricsReply::MethodNotAllowed,
+            _ => MetricsReply::NotFound,
+        }
+    }
+
+    /// (status code, reason phrase).
+    fn status(&self) -> (u16, &'static str) {
+        match self {
+            MetricsReply::Metrics { .. } => (200, "OK"),
+            MetricsReply::MethodNotAllowed => (405, "Method Not Allowed"),
+            MetricsReply::NotFound => (404, "Not Found"),
+            MetricsReply::Invalid(s) => (s.code(), s.reason()),
+        }
+    }
+}
+
+/// Answer one HTTP/1.1 exchange on `s` and close it: the request head is
+/// read by [`crate::http::read_request_head`] (the request framer's rules,
+/// head cap [`METRICS_MAX_HEAD_BYTES`]); `GET` or `HEAD` `/metrics` (query
+/// ignored) → 200 with `render()`'s text and [`METRICS_CONTENT_TYPE`];
+/// another method on `/metrics` → 405; any other path → 404; a head the
+/// framer refuses → its status (400, 414, 431, ...). Every response
+/// carries `Connection: close`. `io_timeout` bounds each read and write; a
+/// peer that sends nothing in time gets no answer. Errors are not reported
+/// (the scraper sees the connection close).
 pub fn answer_one(mut s: TcpStream, io_timeout: Duration, render: impl FnOnce() -> String) {
     let _ = s.set_read_timeout(Some(io_timeout));
     let _ = s.set_write_timeout(Some(io_timeout));
+    let limits = Limits {
+        max_head_bytes: METRICS_MAX_HEAD_BYTES,
+        ..Limits::default()
+    };
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let (status, body, head_only) = loop {
+    let reply = loop {
         let n = match s.read(&mut chunk) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let path = req.path.unwrap_or("");
-                let path = path.split('?').next().unwrap_or("");
-                let method = req.method.unwrap_or("");
-                break match (path, method) {
-                    ("/metrics", "GET") => ("200 OK", render(), false),
-                    ("/metrics", "HEAD") => ("200 OK", render(), true),
-                    ("/metrics", _) => (
-                        "405 Method Not Allowed",
-                        "only GET and HEAD\n".into(),
-                        false,
-                    ),
-                    _ => ("404 Not Found", "not found: try /metrics\n".into(), false),
-                };
-            }
-            Ok(httparse::Status::Partial) if buf.len() <= METRICS_MAX_HEAD_BYTES => {}
-            _ => break ("400 Bad Request", "bad request\n".into(), false),
+        match read_request_head(&buf, &limits) {
+            RequestHead::Partial => {}
+            RequestHead::Complete { method, target } => break MetricsReply::route(method, target),
+            RequestHead::Invalid(status) => break MetricsReply::Invalid(status),
         }
     };
-    let ctype = if status.starts_with("200") {
-        METRICS_CONTENT_TYPE
+    let (code, reason) = reply.status();
+    let (ctype, body, head_only) = match reply {
+        MetricsReply::Metrics { head_only } => (METRICS_CONTENT_TYPE, render(), head_only),
+        MetricsReply::MethodNotAllowed => (TEXT, "only GET and HEAD\n".to_string(), false),
+        MetricsReply::NotFound => (TEXT, "not found: try /metrics\n".to_string(), false),
+        MetricsReply::Invalid(_) => (TEXT, format!("{}\n", reason.to_lowercase()), false),
+    };
+    let allow = if code == 405 {
+        "Allow: GET, HEAD\r\n"
     } else {
-        "text/plain; charset=utf-8"
+        ""
     };
     let mut resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
         body.len(),
-        if status.starts_with("405") { "Allow: GET, HEAD\r\n" } else { "" },
     )
     .into_bytes();
     if !head_only {
@@ -327,6 +358,9 @@ pub fn answer_one(mut s: TcpStream, io_timeout: Duration, render: impl FnOnce() 
     // bytes do not turn our FIN into a reset.
     let _ = s.read(&mut chunk);
 }
+
+/// Content type of the listener's error and 404/405 bodies.
+const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The server-side interval log of `--hlog` (module docs).
 pub struct HlogRecorder {
