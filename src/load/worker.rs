@@ -295,15 +295,10 @@ enum Phase {
 struct Conn {
     fd: RawFd,
     global: u64,
-    connecting: bool,
-    closing: bool,
-    /// A batch was started and its end (all responses, send done) not yet handled.
-    busy: bool,
-    /// The server said it will close: wait for EOF, send nothing more.
-    expect_eof: bool,
-    recv_inflight: bool,
-    send_inflight: bool,
-    connect_inflight: bool,
+    state: ConnState,
+    /// Operations submitted to the engine and not completed; a closing
+    /// connection is closed once none is left.
+    pending: Pending,
     outstanding: u32,
     /// Actual send time of the outstanding batch, ns.
     sent_at: u64,
@@ -321,14 +316,55 @@ struct Conn {
     rd_end: u32,
     /// Response framing (heads, 1xx, Content-Length, chunked, close-delimited).
     rf: ResponseFramer,
+    /// The response being recorded answered 200.
     cur_ok: bool,
-    cur_close: bool,
+}
+
+/// Where a connection is in its life. Transitions:
+///
+/// ```text
+/// Closed --open--> Connecting --connected--> Idle --send_batch--> Busy
+///   ^                                          ^                    |
+///   |                                          +--all answered------+
+///   |                                                               | Connection: close
+///   +--nothing pending-- Closing <--close (error, timeout, EOF)-- AwaitingEof
+/// ```
+/// Any state but `Closed` can go to `Closing`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ConnState {
+    /// No socket: not opened yet, or closed and waiting for `retry_at`.
+    #[default]
+    Closed,
+    /// connect(2) submitted; nothing sent yet.
+    Connecting,
+    /// Connected, no batch outstanding: the next one starts now (closed
+    /// loop) or at its scheduled time (open loop).
+    Idle,
+    /// A batch was sent and not all of it answered (or its send not done).
+    Busy,
+    /// The server said it will close (`Connection: close`, HTTP/1.0):
+    /// wait for its EOF, send nothing more.
+    AwaitingEof,
+    /// Shut down; closed and replaced once nothing is pending.
+    Closing,
+}
+
+/// Engine operations in flight on one connection (each at most one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Pending {
+    connect: bool,
+    send: bool,
+    recv: bool,
+}
+
+impl Pending {
+    fn any(self) -> bool {
+        self.connect || self.send || self.recv
+    }
 }
 
 impl Conn {
     fn reset_stream(&mut self) {
-        self.busy = false;
-        self.expect_eof = false;
         self.outstanding = 0;
         self.rd_end = 0;
         self.rf.reset();
@@ -410,7 +446,7 @@ impl<'p> Core<'p> {
         }
         let setup_deadline = setup_start + self.plan.timeout_ns;
         let mut result = Ok(());
-        while self.conns.iter().any(|c| c.connecting) {
+        while self.conns.iter().any(|c| c.state == ConnState::Connecting) {
             let now = os::now_ns();
             if now >= setup_deadline {
                 break;
@@ -444,7 +480,7 @@ impl<'p> Core<'p> {
         let now = os::now_ns();
         for slot in 0..self.conns.len() as u32 {
             let c = &self.conns[slot as usize];
-            if c.fd >= 0 && !c.connecting && !c.closing {
+            if c.state == ConnState::Idle {
                 self.ready(io, slot, now);
             }
         }
@@ -525,7 +561,7 @@ impl<'p> Core<'p> {
             }
             self.sched.pop();
             let c = &mut self.conns[slot as usize];
-            if c.sched_at == t && c.fd >= 0 && !c.closing && !c.busy {
+            if c.sched_at == t && c.state == ConnState::Idle {
                 c.sched_at = 0;
                 self.send_batch(io, slot, now, t);
             }
@@ -569,15 +605,18 @@ impl<'p> Core<'p> {
         let limit = self.plan.timeout_ns;
         for slot in 0..self.conns.len() as u32 {
             let c = &self.conns[slot as usize];
-            if c.fd < 0 || c.closing {
-                continue;
-            }
-            if c.connecting {
-                if now.saturating_sub(c.connect_started) >= limit {
-                    self.stats.error(now, |e| e.connect += 1);
-                    self.close(io, slot, now, 0);
+            let waited = match c.state {
+                ConnState::Closed | ConnState::Idle | ConnState::Closing => continue,
+                ConnState::Connecting => {
+                    if now.saturating_sub(c.connect_started) >= limit {
+                        self.stats.error(now, |e| e.connect += 1);
+                        self.close(io, slot, now, 0);
+                    }
+                    continue;
                 }
-            } else if c.busy && now.saturating_sub(c.sent_at) >= limit {
+                ConnState::Busy | ConnState::AwaitingEof => now.saturating_sub(c.sent_at),
+            };
+            if waited >= limit {
                 if c.outstanding > 0 && self.stats.on(now) {
                     // Never dropped: each timed-out request is a sample at its full elapsed time.
                     let n = c.outstanding as u64;
@@ -594,9 +633,9 @@ impl<'p> Core<'p> {
             Ok(fd) => {
                 let c = &mut self.conns[slot as usize];
                 c.fd = fd;
-                c.connecting = true;
+                c.state = ConnState::Connecting;
                 c.connect_started = now;
-                c.connect_inflight = true;
+                c.pending.connect = true;
                 io.connect(slot, fd);
             }
             Err(_) => {
@@ -611,15 +650,15 @@ impl<'p> Core<'p> {
 
     fn on_connect<I: Io>(&mut self, io: &mut I, slot: u32, res: i32, now: u64) {
         let c = &mut self.conns[slot as usize];
-        c.connect_inflight = false;
-        if c.closing {
+        c.pending.connect = false;
+        if c.state == ConnState::Closing {
             return self.try_finish_close(io, slot, now);
         }
         if res < 0 {
             self.stats.error(now, |e| e.connect += 1);
             return self.close(io, slot, now, RECONNECT_BACKOFF_NS);
         }
-        c.connecting = false;
+        c.state = ConnState::Idle;
         self.arm_recv(io, slot);
         self.ready(io, slot, now);
     }
@@ -648,13 +687,13 @@ impl<'p> Core<'p> {
 
     fn send_batch<I: Io>(&mut self, io: &mut I, slot: u32, now: u64, intended: u64) {
         let c = &mut self.conns[slot as usize];
-        c.busy = true;
+        c.state = ConnState::Busy;
         c.outstanding = self.plan.pipeline;
         c.sent_at = now;
         c.intended = intended;
         c.send_off = 0;
         c.send_len = self.batch_len as u32;
-        c.send_inflight = true;
+        c.pending.send = true;
         let s = &mut self.stats;
         if s.on(now) {
             s.out.bytes_written += self.batch_len as u64;
@@ -675,8 +714,8 @@ impl<'p> Core<'p> {
 
     fn on_send<I: Io>(&mut self, io: &mut I, slot: u32, res: i32, now: u64) {
         let c = &mut self.conns[slot as usize];
-        c.send_inflight = false;
-        if c.closing {
+        c.pending.send = false;
+        if c.state == ConnState::Closing {
             return self.try_finish_close(io, slot, now);
         }
         if res < 0 && crate::sys::Errno(-res).io_failure() != crate::sys::IoFailure::Again {
@@ -685,7 +724,7 @@ impl<'p> Core<'p> {
         }
         c.send_off += res.max(0) as u32;
         if c.send_off < c.send_len {
-            c.send_inflight = true;
+            c.pending.send = true;
             return io.send(slot, c.fd, c.send_off);
         }
         self.maybe_ready(io, slot, now);
@@ -694,21 +733,21 @@ impl<'p> Core<'p> {
     #[inline]
     fn maybe_ready<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
         let c = &mut self.conns[slot as usize];
-        if c.busy && c.outstanding == 0 && !c.send_inflight && !c.expect_eof {
+        if c.state == ConnState::Busy && c.outstanding == 0 && !c.pending.send {
             if self.plan.close_each {
                 // We asked for a close but the server kept the connection:
                 // close it ourselves (the server's close, when it comes, is
-                // waited for instead: expect_eof).
+                // waited for instead: AwaitingEof).
                 return self.close(io, slot, now, 0);
             }
-            c.busy = false;
+            c.state = ConnState::Idle;
             self.ready(io, slot, now);
         }
     }
 
     fn arm_recv<I: Io>(&mut self, io: &mut I, slot: u32) {
         let c = &mut self.conns[slot as usize];
-        c.recv_inflight = true;
+        c.pending.recv = true;
         // rd_end < RECV_BUF_LEN: feed() fails a full buffer.
         io.recv(slot, c.fd, c.rd_end);
     }
@@ -716,8 +755,8 @@ impl<'p> Core<'p> {
     fn on_recv<I: Io>(&mut self, io: &mut I, slot: u32, res: i32) {
         let now = os::now_ns();
         let c = &mut self.conns[slot as usize];
-        c.recv_inflight = false;
-        if c.closing {
+        c.pending.recv = false;
+        if c.state == ConnState::Closing {
             return self.try_finish_close(io, slot, now);
         }
         if res < 0
@@ -763,25 +802,24 @@ impl<'p> Core<'p> {
     /// in flight on it.
     fn close<I: Io>(&mut self, io: &mut I, slot: u32, now: u64, retry_delay_ns: u64) {
         let c = &mut self.conns[slot as usize];
-        if c.closing || c.fd < 0 {
+        if matches!(c.state, ConnState::Closing | ConnState::Closed) {
             return;
         }
-        c.closing = true;
+        c.state = ConnState::Closing;
         c.sched_at = 0;
         c.retry_at = now + retry_delay_ns;
-        io.shutdown(slot, c.fd, c.connect_inflight);
+        io.shutdown(slot, c.fd, c.pending.connect);
         self.try_finish_close(io, slot, now);
     }
 
     fn try_finish_close<I: Io>(&mut self, io: &mut I, slot: u32, now: u64) {
         let c = &mut self.conns[slot as usize];
-        if c.recv_inflight || c.send_inflight || c.connect_inflight {
+        if c.pending.any() {
             return;
         }
         io.close(slot, c.fd);
         c.fd = -1;
-        c.closing = false;
-        c.connecting = false;
+        c.state = ConnState::Closed;
         c.reset_stream();
         if self.phase == Phase::Drain {
             return;
@@ -818,8 +856,7 @@ fn feed(
             return false;
         }
         c.cur_ok = r.status == 200;
-        c.cur_close = r.close;
-        complete(c, stats, now);
+        complete(c, stats, now, r.close);
     }
     if pos == 0 && end == buf.len() {
         return false;
@@ -834,10 +871,10 @@ fn feed(
 }
 
 #[inline]
-fn complete(c: &mut Conn, stats: &mut Stats, now: u64) {
+fn complete(c: &mut Conn, stats: &mut Stats, now: u64, server_closes: bool) {
     stats.response(now, c);
     c.outstanding -= 1;
-    if c.cur_close {
-        c.expect_eof = true;
+    if server_closes && c.state == ConnState::Busy {
+        c.state = ConnState::AwaitingEof;
     }
 }
