@@ -878,7 +878,7 @@ fn request_heads_read_alone_follow_the_framer_rules() {
     );
     assert_eq!(
         read_request_head(
-            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             &l
         ),
         RequestHead::Invalid(Status::NotImplemented501)
