@@ -3,7 +3,9 @@
 //!
 //! What it covers:
 //! - Every request vector V01–V28 of `tests/data/requests.md` (copied below
-//!   as data with its expectations), sent whole, split into two writes at
+//!   as data with its expectations), and the conformance vectors H01–H10
+//!   (Host syntax, request-target forms, CONNECT, HTTP/1.x minor and other
+//!   major versions, chunk-extension grammar: `docs/http.md`), sent whole, split into two writes at
 //!   byte boundaries, and (when under [`BYTE_AT_A_TIME_MAX_BYTES`]) one byte
 //!   per write; each attempt on a fresh connection, one server per
 //!   vector × mode. After every attempt that ends in EOF a new connection
@@ -14,7 +16,7 @@
 //!   header (V27, V28) and idle timeouts; `--body`; bad command-line input.
 //!
 //! What it does not cover: third-party clients and load generators (that is
-//! `tests/interop.rs`), the framer on its own (unit tests in `src/http.rs`).
+//! `tests/interop.rs`), the framer on its own (unit tests in `src/http/request/tests.rs`).
 
 #[macro_use]
 mod common;
@@ -250,6 +252,30 @@ fn vector(id: &str) -> Vector {
         "V24" => Vector { half_close: true, ..v("V24", V01, vec![eof(&[200])]) },
         "V25" => Vector { half_close: true, ..v("V25", V01.repeat(2), vec![eof(&[200, 200])]) },
         "V26" => Vector { half_close: true, ..v("V26", "GET / HTT", vec![eof(&[]), eof(&[400])]) },
+        // Conformance vectors (docs/http.md, "Framing policy").
+        "H01" => v("H01", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", vec![eof(&[400])]),
+        "H02" => v("H02", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", vec![eof(&[400])]),
+        "H03" => v("H03", "GET / HTTP/1.0\r\nHost: [::1\r\n\r\n", vec![eof(&[400])]),
+        "H04" => v("H04", "GET / HTTP/1.1\r\nHost:\r\n\r\n", vec![eof(&[400])]),
+        "H05" => v(
+            "H05",
+            "OPTIONS * HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n\
+             GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n\
+             GET / HTTP/1.2\r\nHost: a:80\r\n\r\n",
+            vec![open(&[200, 200, 200])],
+        ),
+        "H06" => v("H06", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", vec![eof(&[400])]),
+        "H07" => v("H07", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", vec![eof(&[501])]),
+        "H08" => v(
+            "H08",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5 ; a=\"b;\\\"c\" ; d\r\nhello\r\n0\r\n\r\n\
+             POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5;a=\r\nhello\r\n0\r\n\r\n",
+            vec![eof(&[200, 400])],
+        ),
+        "H09" => v("H09", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", vec![eof(&[505])]),
+        "H10" => v("H10", "GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n", vec![eof(&[400])]),
         other => panic!("no vector {other}"),
     }
 }
@@ -433,6 +459,8 @@ vector_tests! {
     v13 => "V13", v14 => "V14", v15 => "V15", v16 => "V16", v17 => "V17", v18 => "V18",
     v19 => "V19", v20 => "V20", v21 => "V21", v22 => "V22", v23 => "V23", v24 => "V24",
     v25 => "V25", v26 => "V26",
+    h01 => "H01", h02 => "H02", h03 => "H03", h04 => "H04", h05 => "H05", h06 => "H06",
+    h07 => "H07", h08 => "H08", h09 => "H09", h10 => "H10",
 }
 
 /// Read until the server closes: `Ok(())` on EOF (optionally after one

@@ -27,7 +27,22 @@
 //!   does) and in chunk framing (§2.2 "MAY recognize a single LF"). A CR not
 //!   followed by LF is a 400.
 //! - An HTTP/1.1 request without exactly one `Host`, or any request with
-//!   more than one, is a 400 (RFC 9112 §3.2).
+//!   more than one, or with one whose value is not `uri-host [ ":" port ]`
+//!   (RFC 3986 §3.2.2: no userinfo, path, list, inner whitespace, bad or
+//!   out-of-range port, unterminated IP literal, obs-text; not empty), is a
+//!   400 (RFC 9112 §3.2).
+//! - The request-target's form must fit the method (RFC 9112 §3.2):
+//!   origin-form or absolute-form (`http`/`https`, valid authority) for
+//!   any method, asterisk-form for OPTIONS only; anything else is a 400.
+//!   CONNECT (authority-form) is a 501: this server does not tunnel, and a
+//!   2xx to CONNECT would be one (RFC 9110 §9.3.6).
+//! - A request line of HTTP/1.x with x > 1 is served as HTTP/1.1 (RFC 9110
+//!   §6.2); another major version (`HTTP/0.9`, `HTTP/2.0`) is a 505
+//!   (§15.6.6); anything else that is not `HTTP/DIGIT.DIGIT` is a 400.
+//! - Chunk extensions must follow `*( BWS ";" BWS token [ BWS "=" BWS
+//!   ( token / quoted-string ) ] )` (RFC 9112 §7.1.1), at most
+//!   [`syntax::MAX_CHUNK_EXT_BYTES`] per chunk-size line; else 400.
+//!   Whitespace before the line end is accepted.
 //! - Both `Content-Length` and `Transfer-Encoding` → 400 (RFC 9112 §6.3
 //!   allows rejecting; request smuggling relies on the other reading).
 //!   `Transfer-Encoding` in an HTTP/1.0 request → 400 (§6.1).
@@ -49,7 +64,7 @@ mod date;
 mod request;
 mod responder;
 pub mod response;
-mod syntax;
+pub mod syntax;
 
 pub use date::{imf_fixdate, IMF_FIXDATE_LEN};
 pub use request::{read_request_head, Fed, Framer, RequestHead};
@@ -100,19 +115,24 @@ pub enum Status {
     /// 431 Request Header Fields Too Large: head over the cap, or more
     /// than [`MAX_HEADERS`] fields (RFC 6585 §5).
     HeaderFieldsTooLarge431,
-    /// 501 Not Implemented: a transfer coding other than chunked.
+    /// 501 Not Implemented: a transfer coding other than chunked, or the
+    /// CONNECT method (no tunnels here; RFC 9110 §9.3.6).
     NotImplemented501,
+    /// 505 HTTP Version Not Supported: a request line of a major version
+    /// other than 1 (RFC 9110 §15.6.6).
+    VersionNotSupported505,
 }
 
 impl Status {
     /// Every status, in the order of [`Status::index`].
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Ok200,
         Status::BadRequest400,
         Status::PayloadTooLarge413,
         Status::UriTooLong414,
         Status::HeaderFieldsTooLarge431,
         Status::NotImplemented501,
+        Status::VersionNotSupported505,
     ];
 
     /// The numeric status code, e.g. 431.
@@ -124,6 +144,7 @@ impl Status {
             Status::UriTooLong414 => 414,
             Status::HeaderFieldsTooLarge431 => 431,
             Status::NotImplemented501 => 501,
+            Status::VersionNotSupported505 => 505,
         }
     }
 
@@ -136,10 +157,11 @@ impl Status {
             Status::UriTooLong414 => "URI Too Long",
             Status::HeaderFieldsTooLarge431 => "Request Header Fields Too Large",
             Status::NotImplemented501 => "Not Implemented",
+            Status::VersionNotSupported505 => "HTTP Version Not Supported",
         }
     }
 
-    /// Position in [`Status::ALL`] (0..6), for per-status counter arrays.
+    /// Position in [`Status::ALL`] (0..7), for per-status counter arrays.
     pub fn index(self) -> usize {
         self as usize
     }

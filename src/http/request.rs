@@ -4,7 +4,9 @@
 
 use std::mem::MaybeUninit;
 
-use super::syntax::{content_length, hex_digit, list_items};
+use super::syntax::{
+    content_length, hex_digit, list_items, valid_host, ChunkExt, MAX_CHUNK_EXT_BYTES,
+};
 use super::*;
 
 /// What one call to [`Framer::feed`] produced.
@@ -40,8 +42,9 @@ enum State {
 enum Chunk {
     /// In the chunk-size hex digits (none read yet when `line_len` is 0).
     Size,
-    /// After the size: BWS and chunk extensions, up to the line end.
-    Ext,
+    /// After the size: BWS and chunk extensions, up to the line end,
+    /// checked against their grammar as they arrive.
+    Ext(ChunkExt),
     /// Saw CR ending the chunk-size line; expect LF.
     SizeLf,
     /// In chunk data: `chunk_left` bytes to discard.
@@ -365,23 +368,31 @@ impl Framer {
                     }
                     None if self.line_len == 0 => return (i, Err(Status::BadRequest400)),
                     None => match b {
-                        b' ' | b'\t' | b';' => Chunk::Ext,
                         b'\r' => Chunk::SizeLf,
                         b'\n' => self.size_line_end(),
-                        _ => return (i, Err(Status::BadRequest400)),
+                        _ => match ChunkExt::Between.step(b) {
+                            Some(ext) => {
+                                self.line_len += 1;
+                                Chunk::Ext(ext)
+                            }
+                            None => return (i, Err(Status::BadRequest400)),
+                        },
                     },
                 },
-                Chunk::Ext => match b {
+                Chunk::Ext(ext) => match b {
+                    b'\r' | b'\n' if !ext.may_end() => return (i, Err(Status::BadRequest400)),
                     b'\r' => Chunk::SizeLf,
                     b'\n' => self.size_line_end(),
-                    b'\t' | b' '..=b'~' | 0x80..=0xff => {
+                    _ => {
                         self.line_len += 1;
-                        if self.line_len > limits.max_head_bytes {
+                        if self.line_len > limits.max_head_bytes.min(MAX_CHUNK_EXT_BYTES) {
                             return (i, Err(Status::BadRequest400));
                         }
-                        Chunk::Ext
+                        match ext.step(b) {
+                            Some(next) => Chunk::Ext(next),
+                            None => return (i, Err(Status::BadRequest400)),
+                        }
                     }
-                    _ => return (i, Err(Status::BadRequest400)),
                 },
                 Chunk::SizeLf => match b {
                     b'\n' => self.size_line_end(),
@@ -459,13 +470,14 @@ fn reserve_within(buf: &mut Vec<u8>, extra: usize, cap: usize) {
 
 /// A request head read on its own by an endpoint that answers by target
 /// (the `/metrics` listener), under the same rules as [`Framer`]: the
-/// same parser, Host, Content-Length/Transfer-Encoding and cap checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestHead<'a> {
+/// same parser, version, Host, request-target, Content-Length /
+/// Transfer-Encoding and cap checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestHead {
     /// More bytes are needed (the window is under the head cap).
     Partial,
     /// A complete, valid head: its method and request-target as sent.
-    Complete { method: &'a str, target: &'a str },
+    Complete { method: String, target: String },
     /// Invalid, or over [`Limits::max_head_bytes`]: answer this status and
     /// close.
     Invalid(Status),
@@ -473,30 +485,20 @@ pub enum RequestHead<'a> {
 
 /// Read the request head at the start of `window` (RFC 9112 §2–§3).
 /// A body is not looked at: the caller answers and closes.
-pub fn read_request_head<'a>(window: &'a [u8], limits: &Limits) -> RequestHead<'a> {
+pub fn read_request_head(window: &[u8], limits: &Limits) -> RequestHead {
     let capped = &window[..window.len().min(limits.max_head_bytes)];
-    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let res = req.parse_with_uninit_headers(capped, &mut headers);
-    match res {
-        Ok(httparse::Status::Complete(_)) => {
-            let head = req.method == Some("HEAD");
-            match check_head(&req, head, limits) {
-                Ok(_) => RequestHead::Complete {
-                    method: req.method.unwrap_or(""),
-                    target: req.path.unwrap_or(""),
-                },
-                Err(status) => RequestHead::Invalid(status),
-            }
-        }
-        Ok(httparse::Status::Partial) if window.len() < limits.max_head_bytes => {
-            RequestHead::Partial
-        }
-        Ok(httparse::Status::Partial) => RequestHead::Invalid(cap_status(capped)),
-        Err(httparse::Error::TooManyHeaders) => {
-            RequestHead::Invalid(Status::HeaderFieldsTooLarge431)
-        }
-        Err(_) => RequestHead::Invalid(Status::BadRequest400),
+    let parsed = parse_with(capped, |req, _| {
+        check_head(req, req.method == Some("HEAD"), limits)?;
+        Ok((
+            req.method.unwrap_or("").to_string(),
+            req.path.unwrap_or("").to_string(),
+        ))
+    });
+    match parsed {
+        Parsed::Complete((method, target)) => RequestHead::Complete { method, target },
+        Parsed::Partial { .. } if window.len() < limits.max_head_bytes => RequestHead::Partial,
+        Parsed::Partial { .. } => RequestHead::Invalid(cap_status(capped)),
+        Parsed::Invalid { status, .. } => RequestHead::Invalid(status),
     }
 }
 
@@ -514,29 +516,156 @@ fn cap_status(window: &[u8]) -> Status {
     }
 }
 
-/// Parse a request head from the start of `window` with `httparse` and
-/// check what framing needs (RFC 9112 §3.2, §6, §9.3).
-#[inline]
-fn parse_head(window: &[u8], limits: &Limits) -> Head {
+/// What a head parse gave, once the request-line version rule is applied.
+enum Parsed<R> {
+    Complete(R),
+    Partial { head: bool },
+    Invalid { status: Status, head: bool },
+}
+
+/// Parse a request head from the start of `window` with `httparse` and hand
+/// a complete one, with its length, to `complete`. A request line of
+/// version HTTP/1.x with x > 1 is parsed as HTTP/1.1 (RFC 9110 §6.2: a
+/// server SHOULD process it as the highest minor version it implements);
+/// one of another major version is a 505 (§15.6.6).
+fn parse_with<R>(
+    window: &[u8],
+    complete: impl FnOnce(&httparse::Request<'_, '_>, usize) -> Result<R, Status>,
+) -> Parsed<R> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let res = req.parse_with_uninit_headers(window, &mut headers);
     let head = req.method == Some("HEAD");
     match res {
-        Ok(httparse::Status::Complete(n)) => match check_head(&req, head, limits) {
-            Ok(r) => Head::Complete(n, r),
-            Err(status) => Head::Invalid { status, head },
+        Ok(httparse::Status::Complete(n)) => match complete(&req, n) {
+            Ok(r) => Parsed::Complete(r),
+            Err(status) => Parsed::Invalid { status, head },
         },
-        Ok(httparse::Status::Partial) => Head::Partial { head },
-        Err(httparse::Error::TooManyHeaders) => Head::Invalid {
+        Ok(httparse::Status::Partial) => Parsed::Partial { head },
+        Err(httparse::Error::TooManyHeaders) => Parsed::Invalid {
             status: Status::HeaderFieldsTooLarge431,
             head,
         },
-        Err(_) => Head::Invalid {
+        Err(httparse::Error::Version) => match request_version(window) {
+            Version::HigherMinor(at) => {
+                // Rare: parse a copy (at most the head cap) that says 1.1.
+                let mut copy = window.to_vec();
+                copy[at] = b'1';
+                parse_with(&copy, complete)
+            }
+            Version::OtherMajor => Parsed::Invalid {
+                status: Status::VersionNotSupported505,
+                head,
+            },
+            Version::Incomplete => Parsed::Partial { head },
+            Version::Invalid => Parsed::Invalid {
+                status: Status::BadRequest400,
+                head,
+            },
+        },
+        Err(_) => Parsed::Invalid {
             status: Status::BadRequest400,
             head,
         },
     }
+}
+
+/// Parse a request head from the start of `window` and check what framing
+/// needs (RFC 9112 §3.2, §6, §9.3).
+fn parse_head(window: &[u8], limits: &Limits) -> Head {
+    match parse_with(window, |req, n| {
+        Ok((n, check_head(req, req.method == Some("HEAD"), limits)?))
+    }) {
+        Parsed::Complete((n, r)) => Head::Complete(n, r),
+        Parsed::Partial { head } => Head::Partial { head },
+        Parsed::Invalid { status, head } => Head::Invalid { status, head },
+    }
+}
+
+/// The request-target's form must fit the method (RFC 9112 §3.2):
+/// origin-form (`/path`) for any method, absolute-form (`http://host/…`,
+/// `https://…`, with a valid authority) for any method, asterisk-form
+/// (`*`) for OPTIONS only; authority-form is CONNECT's, refused before.
+fn check_target(method: &str, target: &[u8]) -> Result<(), Status> {
+    let absolute = [&b"http://"[..], b"https://"].iter().find_map(|scheme| {
+        let n = scheme.len();
+        (target.len() >= n && target[..n].eq_ignore_ascii_case(scheme)).then(|| &target[n..])
+    });
+    let ok = match target {
+        [b'/', ..] => true,
+        b"*" => method == "OPTIONS",
+        _ => absolute.is_some_and(|rest| {
+            let end = rest
+                .iter()
+                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(rest.len());
+            valid_host(&rest[..end])
+        }),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::BadRequest400)
+    }
+}
+
+/// The version of a request line httparse refused (it takes only HTTP/1.0
+/// and HTTP/1.1).
+enum Version {
+    /// `HTTP/1.x`, x in 2..=9: the offset of x in the window.
+    HigherMinor(usize),
+    /// `HTTP/d.d` with a major version other than 1, on a complete line.
+    OtherMajor,
+    /// The line has not ended and may still become valid.
+    Incomplete,
+    /// Not `HTTP-version` = `"HTTP/" DIGIT "." DIGIT` (RFC 9112 §2.3).
+    Invalid,
+}
+
+fn request_version(w: &[u8]) -> Version {
+    let start = w
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(w.len());
+    let end = w[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| start + i);
+    let line = &w[start..end.unwrap_or(w.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
+        return if end.is_some() {
+            Version::Invalid
+        } else {
+            Version::Incomplete
+        };
+    };
+    let tok = &line[sp + 1..];
+    match *tok {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(&minor) => {
+            Version::HigherMinor(start + sp + 1 + 7)
+        }
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() && major != b'1' =>
+        {
+            if end.is_some() {
+                Version::OtherMajor
+            } else {
+                Version::Incomplete
+            }
+        }
+        _ if end.is_none() && tok.len() < 8 && fits_version(tok) => Version::Incomplete,
+        _ => Version::Invalid,
+    }
+}
+
+/// Whether `tok` (shorter than 8 bytes) can still grow into `HTTP/d.d`.
+fn fits_version(tok: &[u8]) -> bool {
+    tok.iter().enumerate().all(|(i, &b)| match i {
+        0..=4 => b == b"HTTP/"[i],
+        5 | 7 => b.is_ascii_digit(),
+        _ => b == b'.',
+    })
 }
 
 fn check_head(
@@ -544,8 +673,15 @@ fn check_head(
     head: bool,
     limits: &Limits,
 ) -> Result<Request, Status> {
+    let method = req.method.unwrap_or("");
+    if method == "CONNECT" {
+        // A tunnel is not what this server offers (RFC 9110 §9.3.6).
+        return Err(Status::NotImplemented501);
+    }
+    check_target(method, req.path.unwrap_or("").as_bytes())?;
     let http11 = req.version == Some(1);
     let mut hosts = 0u32;
+    let mut host_ok = true;
     let mut opt_close = false;
     let mut opt_keep_alive = false;
     let mut length: Option<u64> = None;
@@ -557,7 +693,10 @@ fn check_head(
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                hosts += 1;
+                host_ok &= valid_host(h.value);
+            }
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 expect_continue |= h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
@@ -589,7 +728,7 @@ fn check_head(
             _ => {}
         }
     }
-    if hosts > 1 || (http11 && hosts == 0) {
+    if hosts > 1 || (http11 && hosts == 0) || !host_ok {
         return Err(Status::BadRequest400);
     }
     let body = if te_seen {

@@ -9,12 +9,12 @@ pub(super) const CONNS: [ConnHeader; 3] =
     [ConnHeader::None, ConnHeader::KeepAlive, ConnHeader::Close];
 /// 200 variants: {GET-like, HEAD} × {no Connection, keep-alive, close}.
 const OK_VARIANTS: usize = 6;
-/// Error variants: 5 error statuses × {with body, HEAD}; always close.
-const ERR_VARIANTS: usize = 10;
+/// Error variants: 6 error statuses × {with body, HEAD}; always close.
+const ERR_VARIANTS: usize = 12;
 
 /// Pre-built response bytes with a cached `Date` header.
 ///
-/// All 16 variants live in one buffer; [`Responder::bytes`] hands out a
+/// All 18 variants live in one buffer; [`Responder::bytes`] hands out a
 /// slice, so producing a response is one `extend_from_slice`. Layout of
 /// each: `HTTP/1.1 <code> <reason>\r\nDate: <IMF-fixdate>\r\n`
 /// `Content-Type: text/plain\r\nContent-Length: <n>\r\n[Connection: ..\r\n]`

@@ -328,7 +328,9 @@ pub fn answer_one(mut s: TcpStream, io_timeout: Duration, render: impl FnOnce() 
         buf.extend_from_slice(&chunk[..n]);
         match read_request_head(&buf, &limits) {
             RequestHead::Partial => {}
-            RequestHead::Complete { method, target } => break MetricsReply::route(method, target),
+            RequestHead::Complete { method, target } => {
+                break MetricsReply::route(&method, &target)
+            }
             RequestHead::Invalid(status) => break MetricsReply::Invalid(status),
         }
     };

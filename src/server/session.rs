@@ -263,6 +263,7 @@ impl Session {
                 Some(Status::UriTooLong414) => c.responses_414 += 1,
                 Some(Status::HeaderFieldsTooLarge431) => c.responses_431 += 1,
                 Some(Status::NotImplemented501) => c.responses_501 += 1,
+                Some(Status::VersionNotSupported505) => c.responses_505 += 1,
                 Some(Status::Ok200) | None => {}
             }
         }

@@ -111,8 +111,10 @@ counters! {
     responses_414,
     /// 431 Request Header Fields Too Large responses.
     responses_431,
-    /// 501 Not Implemented responses (unsupported transfer coding).
+    /// 501 Not Implemented responses (unsupported transfer coding, CONNECT).
     responses_501,
+    /// 505 HTTP Version Not Supported responses (a major version other than 1).
+    responses_505,
     /// Connections closed because the header timeout expired.
     timeouts_header,
     /// Connections closed because the idle keep-alive timeout expired.

@@ -588,13 +588,22 @@ fn v22_garbage() {
     let run = run_pieces([&b"GET /\x01"[..]], &Limits::default());
     assert_eq!(run.error, Some(Status::BadRequest400));
     for bad in [
-        &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
+        &b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/1\r\nHost: a\r\n\r\n",
+        b"GET / HTTPS/1.1\r\nHost: a\r\n\r\n",
         b"GET /\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
         b"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
         expect_error(bad, Status::BadRequest400);
+    }
+    // A request line of another major version is a 505 (RFC 9110 §15.6.6).
+    for other in [
+        &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/0.9\r\n\r\n",
+    ] {
+        expect_error(other, Status::VersionNotSupported505);
     }
     // An error on a HEAD request is sent without a body.
     let r = responder();
@@ -732,7 +741,7 @@ fn refresh_date_patches_every_variant() {
 /// A request that keeps the connection open, and the response it gets.
 fn valid_request(kind: u8) -> (Vec<u8>, Vec<u8>) {
     let get = (V01.to_vec(), oks(1));
-    match kind % 8 {
+    match kind % 12 {
         0 => get,
         1 => (
             b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
@@ -757,6 +766,21 @@ fn valid_request(kind: u8) -> (Vec<u8>, Vec<u8>) {
             b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx"
                 .to_vec(),
             [CONTINUE_100, &oks(1)].concat(),
+        ),
+        7 => (
+            b"OPTIONS * HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n".to_vec(),
+            oks(1),
+        ),
+        8 => (
+            b"GET http://a:1/p HTTP/1.1\r\nHost: a:1\r\n\r\n".to_vec(),
+            oks(1),
+        ),
+        9 => (b"GET / HTTP/1.4\r\nHost: 10.0.0.1\r\n\r\n".to_vec(), oks(1)),
+        10 => (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+              2 ; n = \"v;\\\"\" ; m\r\nhi\r\n0;z=1\r\n\r\n"
+                .to_vec(),
+            oks(1),
         ),
         _ => get,
     }
@@ -867,8 +891,8 @@ fn request_heads_read_alone_follow_the_framer_rules() {
     assert_eq!(
         read_request_head(b"HEAD /metrics?a=1 HTTP/1.1\r\nHost: x\r\n\r\n", &l),
         RequestHead::Complete {
-            method: "HEAD",
-            target: "/metrics?a=1"
+            method: "HEAD".into(),
+            target: "/metrics?a=1".into()
         }
     );
     assert_eq!(
@@ -897,4 +921,202 @@ fn request_heads_read_alone_follow_the_framer_rules() {
         read_request_head(&long_field, &small),
         RequestHead::Invalid(Status::HeaderFieldsTooLarge431)
     );
+}
+
+/// RFC 9112 §3.2: a Host value that is not `uri-host [ ":" port ]` is a
+/// 400, in HTTP/1.1 and HTTP/1.0 alike; so is an empty one.
+#[test]
+fn host_values_follow_the_uri_host_grammar() {
+    for good in [
+        "a",
+        "a:80",
+        "a:",
+        "example.com:65535",
+        "127.0.0.1",
+        "127.0.0.1:8080",
+        "[::1]",
+        "[::1]:8080",
+        "[2001:db8::7]:1",
+        "[v7.fe80::a+en1]",
+        "a-b_c~d.e",
+        "%41%42",
+        "xn--bcher-kva.example",
+        "!$&'()*+,;=",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+        expect_open(req.as_bytes(), &oks(1), 1);
+    }
+    for bad in [
+        &b""[..],
+        b"   ",
+        b"user@a",
+        b"u:p@a:80",
+        b"a/b",
+        b"a?b",
+        b"a#b",
+        b"a, b",
+        b"a b",
+        b"a:8x",
+        b"a:99999",
+        b"a:-1",
+        b"[::1",
+        b"[::1]x",
+        b"[::1]:x",
+        b"[zz::1]",
+        b"[v7]",
+        b"a\xff",
+        b"%4",
+        b"%zz",
+        b"a:80:80",
+        b"\"a\"",
+    ] {
+        let req = [&b"GET / HTTP/1.1\r\nHost: "[..], bad, b"\r\n\r\n"].concat();
+        expect_error(&req, Status::BadRequest400);
+        let req10 = [&b"GET / HTTP/1.0\r\nHost: "[..], bad, b"\r\n\r\n"].concat();
+        expect_error(&req10, Status::BadRequest400);
+    }
+}
+
+/// RFC 9112 §3.2: origin-form and absolute-form for any method,
+/// asterisk-form for OPTIONS only, authority-form for CONNECT only — and
+/// CONNECT is refused (RFC 9110 §9.3.6: a 2xx would make it a tunnel).
+#[test]
+fn request_target_forms_fit_the_method() {
+    let ok_ = |req: &[u8]| expect_open(req, &oks(1), 1);
+    ok_(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    ok_(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n");
+    ok_(b"GET HTTPS://a:443 HTTP/1.1\r\nHost: other\r\n\r\n");
+    ok_(b"OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n");
+    for bad in [
+        &b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"POST * HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        b"GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"OPTIONS a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET x HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        expect_error(bad, Status::BadRequest400);
+    }
+    for connect in [
+        &b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"[..],
+        b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
+        b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        expect_error(connect, Status::NotImplemented501);
+    }
+}
+
+/// RFC 9112 §7.1.1: `chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS val ] )`
+/// with a token name and a token or quoted-string value, within
+/// `MAX_CHUNK_EXT_BYTES`.
+#[test]
+fn chunk_extensions_follow_their_grammar() {
+    let body = |size_line: &[u8]| {
+        [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            size_line,
+            b"\r\nhello\r\n0\r\n\r\n",
+        ]
+        .concat()
+    };
+    for good in [
+        &b"5"[..],
+        b"5;a",
+        b"5;a=b",
+        b"5 ; a = b ; c",
+        b"5;a=\"q \\\" x\";b=c",
+        b"5;a=\"\"",
+        b"5 ",
+        b"5;a ",
+        b"5\t;\ta\t=\tb",
+    ] {
+        expect_open(&body(good), &oks(1), 1);
+    }
+    for bad in [
+        &b"5;"[..],
+        b"5;=b",
+        b"5;a=",
+        b"5;a= ",
+        b"5;a b",
+        b"5;a=b c",
+        b"5;a=\"open",
+        b"5;a=\"x\"y",
+        b"5;a=(b)",
+        b"5;\"a\"",
+        b"5x",
+        b"5;a=b,c",
+    ] {
+        expect_error(&body(bad), Status::BadRequest400);
+    }
+    let long = [
+        &b"5;a="[..],
+        &vec![b'x'; crate::http::syntax::MAX_CHUNK_EXT_BYTES],
+    ]
+    .concat();
+    expect_error(&body(&long), Status::BadRequest400);
+    let fits = [
+        &b"5;a="[..],
+        &vec![b'x'; crate::http::syntax::MAX_CHUNK_EXT_BYTES - 8],
+    ]
+    .concat();
+    expect_open(&body(&fits), &oks(1), 1);
+}
+
+/// RFC 9110 §6.2: HTTP/1.x with x > 1 is processed as HTTP/1.1 (keep-alive
+/// by default, Host required), whole and split.
+#[test]
+fn higher_minor_versions_are_served_as_http11() {
+    expect_open(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", &oks(1), 1);
+    expect_open(
+        b"\r\nGET /x HTTP/1.9\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &oks(2),
+        2,
+    );
+    expect_open(
+        b"HEAD / HTTP/1.2\r\nHost: a\r\n\r\n",
+        &ok(true, ConnHeader::None),
+        1,
+    );
+    expect_error(b"GET / HTTP/1.2\r\n\r\n", Status::BadRequest400);
+    expect_close(
+        b"GET / HTTP/1.3\r\nHost: a\r\nConnection: close\r\n\r\n",
+        &ok(false, ConnHeader::Close),
+        None,
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Hosts built from the grammar are served; the same host with one
+    /// byte that no uri-host or port may hold is a 400.
+    #[test]
+    fn generated_hosts(
+        labels in prop::collection::vec("[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", 1..4),
+        port in prop::option::of(0u32..=65535),
+        bad in prop::sample::select(vec![b' ', b'@', b'/', b'?', b'#', b'"', b'<', b'{', 0x80, 0xff]),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let mut host = labels.join(".");
+        if let Some(p) = port {
+            host += &format!(":{p}");
+        }
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let run = run_pieces([req.as_bytes()], &Limits::default());
+        prop_assert_eq!(run.error, None);
+        prop_assert_eq!(run.responses, 1);
+        let mut broken = host.into_bytes();
+        let i = at.index(broken.len() + 1).min(broken.len());
+        // Trailing or leading whitespace is the field's OWS, not the value's.
+        let i = if bad == b' ' { (i.max(1)).min(broken.len() - 1).max(1) } else { i };
+        if bad == b' ' && broken.len() < 2 {
+            return Ok(());
+        }
+        broken.insert(i, bad);
+        let req = [&b"GET / HTTP/1.1\r\nHost: "[..], &broken, b"\r\n\r\n"].concat();
+        let run = run_pieces([&req[..]], &Limits::default());
+        prop_assert_eq!(run.error, Some(Status::BadRequest400), "{:?}", String::from_utf8_lossy(&broken));
+    }
 }
