@@ -159,6 +159,11 @@ pub struct ServeConfig {
     pub uring_tier: UringTier,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A request body that receives nothing for this long is closed.
+    pub body_timeout: Duration,
+    /// Slowest average a request body may arrive at, bytes/s, after a
+    /// first `body_timeout` of grace; 0: no minimum.
+    pub body_min_rate: u64,
     pub max_conns: usize,
     /// How long shutdown waits for in-flight responses.
     pub drain: Duration,

@@ -13,7 +13,8 @@
 //!   serve a further request and nothing else (see [`probe_open`]).
 //! - 1000 keep-alive requests on one connection; 200 concurrent clients;
 //!   SIGTERM under load (exit 0 within 3 s, summary, `--hist-out`); the
-//!   header (V27, V28) and idle timeouts; `--body`; bad command-line input.
+//!   header (V27, V28), body (a paced 40 MiB upload, a stalled body) and
+//!   idle timeouts; `--body`; bad command-line input.
 //!
 //! What it does not cover: third-party clients and load generators (that is
 //! `tests/interop.rs`), the framer on its own (unit tests in `src/http/request/tests.rs`).
@@ -486,6 +487,58 @@ fn assert_header_timeouts(server: Server, n: u64) {
         "timeouts_header={got}, want ≥ {n}; stderr:\n{stderr}"
     );
 }
+
+/// The body rule (docs/http.md, "Connections"): a body that keeps
+/// arriving is read to its end however long past the header timeout — 40
+/// MiB paced over about 3 s against a 1 s header timeout gets its 200 — and
+/// a body that stalls is closed at the body timeout (2 s), counted as
+/// `timeouts_body`, not as a header timeout.
+fn body_progress(mode: &Mode) {
+    const TOTAL: usize = 40 << 20;
+    const STEP: usize = 512 << 10;
+    const PAUSE_MS: u64 = 40;
+    let server = mode.start(&["--header-timeout", "1s", "--body-timeout", "2s"]);
+    let mut c = Client::connect(server.addr());
+    let t0 = Instant::now();
+    c.send(format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {TOTAL}\r\n\r\n").as_bytes());
+    let step = vec![b'b'; STEP];
+    for _ in 0..TOTAL / STEP {
+        std::thread::sleep(Duration::from_millis(PAUSE_MS));
+        c.send(&step);
+    }
+    let took = t0.elapsed();
+    match read_response(&mut c.r, false) {
+        Ok(Some(r)) => assert_fixed_ok(&r, b"OK", false),
+        other => panic!("the steady 40 MiB upload ({took:?}) got {other:?}"),
+    }
+    assert!(
+        took > Duration::from_secs(2),
+        "paced over {took:?}: not past the header timeout"
+    );
+    // One connection at a time in sequential mode: free the server.
+    drop(c);
+
+    let mut stalled = Client::connect(server.addr());
+    stalled.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345");
+    let t1 = Instant::now();
+    let r = wait_closed(&mut stalled);
+    let waited = t1.elapsed();
+    assert!(r.is_ok(), "stalled body: {r:?} after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1600),
+        "closed after {waited:?}, before the 2 s body timeout"
+    );
+    assert!(
+        waited < Duration::from_secs(8),
+        "closed only after {waited:?}"
+    );
+    assert_serving(server.addr());
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_eq!(counter(&stderr, "timeouts_body"), Some(1), "{stderr}");
+    assert_eq!(counter(&stderr, "timeouts_header"), None, "{stderr}");
+}
+mode_test!(body_progress);
 
 /// V27: connect, send nothing → closed when the (1 s) header timeout
 /// expires: not before 0.8 s, and within 5 s.

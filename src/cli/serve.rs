@@ -106,6 +106,16 @@ pub struct ServeArgs {
     /// nothing to send is closed after this long.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// Body timeout: once a request head is complete, its body must keep
+    /// arriving — a body with no bytes for this long is closed (counted
+    /// as `timeouts_body`). The header timeout does not apply to bodies.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Slowest a request body may arrive, bytes/s on average since its
+    /// start, after a first --body-timeout of grace (each BYTES received
+    /// buy one more second); slower bodies are closed. 0 disables.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub body_min_rate: u64,
     /// Most connections one worker holds; further connections are closed at accept.
     #[arg(long, default_value_t = 65536)]
     pub max_conns: usize,
@@ -184,6 +194,9 @@ impl ServeArgs {
         if self.header_timeout.is_zero() || self.idle_timeout.is_zero() {
             return Err("--header-timeout and --idle-timeout must be above zero".into());
         }
+        if self.body_timeout.is_zero() {
+            return Err("--body-timeout must be above zero".into());
+        }
         if self.max_head_bytes < 64 {
             return Err(format!(
                 "--max-head-bytes {}: must be at least 64",
@@ -244,6 +257,8 @@ impl ServeArgs {
             },
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            body_min_rate: self.body_min_rate,
             max_conns: self.max_conns,
             drain: Duration::from_secs(2),
             metrics: self.metrics,
@@ -290,6 +305,10 @@ mod tests {
             (&["--uring-cq-entries", "131072"], "IORING_MAX_CQ_ENTRIES"),
             (&["--max-conns", "0"], "--max-conns 0"),
             (&["--header-timeout", "0s"], "must be above zero"),
+            (
+                &["--body-timeout", "0s"],
+                "--body-timeout must be above zero",
+            ),
             (&["--max-head-bytes", "10"], "--max-head-bytes 10"),
             (&["--interval", "1s"], "add --hlog FILE"),
             (
@@ -332,6 +351,8 @@ mod tests {
         assert_eq!(c.uring_cq_entries, 4096, "rounded up to a power of two");
         assert_eq!(c.header_timeout, std::time::Duration::from_secs(10));
         assert_eq!(c.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.body_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.body_min_rate, 1024);
         assert_eq!(c.limits.max_head_bytes, 8192);
         assert!(c.pin_cpus.is_empty(), "no pinning unless --pin");
     }

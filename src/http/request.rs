@@ -194,6 +194,12 @@ impl Framer {
         self.state == State::Head && self.buf.is_empty()
     }
 
+    /// True while a request body (Content-Length or chunked) is being
+    /// read: its head is complete, its end not yet seen.
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Length(_) | State::Chunked(_))
+    }
+
     /// True once a response that closes the connection was produced.
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed

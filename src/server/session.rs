@@ -89,6 +89,40 @@ pub enum Expiry {
     Idle,
     /// A lingering close whose peer never sent its FIN.
     Linger,
+    /// A request body that stalled for the body timeout, or arrived slower
+    /// than the minimum rate.
+    Body,
+}
+
+/// Progress of the request body being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BodyProgress {
+    /// When its head completed, ns.
+    started_ns: u64,
+    /// When its last bytes arrived, ns.
+    last_ns: u64,
+    /// Bytes received since (input fed while the body was in progress).
+    bytes: u64,
+}
+
+impl BodyProgress {
+    /// The earlier of: `timeout` after the last bytes (a stall), and
+    /// `timeout` plus one second per `min_rate` bytes after the start (a
+    /// body slower than `min_rate` on average; Apache's mod_reqtimeout
+    /// `MinRate` rule).
+    fn deadline(&self, timeout_ns: u64, min_rate: u64) -> u64 {
+        let stall = self.last_ns.saturating_add(timeout_ns);
+        if min_rate == 0 {
+            return stall;
+        }
+        let credit_ns = (u128::from(self.bytes) * 1_000_000_000 / u128::from(min_rate))
+            .min(u128::from(u64::MAX)) as u64;
+        stall.min(
+            self.started_ns
+                .saturating_add(timeout_ns)
+                .saturating_add(credit_ns),
+        )
+    }
 }
 
 /// The send side.
@@ -151,6 +185,9 @@ pub struct Session {
     /// the first byte of a request, the end of the last send, or the start
     /// of lingering.
     since_ns: u64,
+    /// The request body in progress, if any: the body rule replaces the
+    /// header timeout while it is read.
+    body: Option<BodyProgress>,
 }
 
 impl Session {
@@ -168,6 +205,7 @@ impl Session {
             fresh: true,
             draining: false,
             since_ns: now_ns,
+            body: None,
         }
     }
 
@@ -248,6 +286,7 @@ impl Session {
             return self.poll(now_ns);
         }
         let was_idle = self.framer.is_idle() && self.out.is_empty() && !self.send_in_flight();
+        let was_in_body = self.framer.in_body();
         let fed = self
             .framer
             .feed(data, &w.limits, &w.responder, &mut self.out);
@@ -271,6 +310,20 @@ impl Session {
             // The header timeout runs from the first byte of a request.
             self.since_ns = now_ns;
         }
+        self.body = match (self.framer.in_body(), self.body) {
+            (false, _) => None,
+            (true, Some(b)) if was_in_body && fed.responses == 0 => Some(BodyProgress {
+                last_ns: now_ns,
+                bytes: b.bytes + data.len() as u64,
+                ..b
+            }),
+            // A body starts in this input (perhaps after others ended).
+            (true, _) => Some(BodyProgress {
+                started_ns: now_ns,
+                last_ns: now_ns,
+                bytes: 0,
+            }),
+        };
         if fed.close {
             self.ending = Ending::AfterOutput;
         }
@@ -379,6 +432,8 @@ impl Session {
             (w.linger_ns, Expiry::Linger)
         } else if self.framer.is_idle() && self.out.is_empty() && !self.fresh {
             (w.idle_timeout_ns, Expiry::Idle)
+        } else if let Some(b) = self.body {
+            return Some((b.deadline(w.body_timeout_ns, w.body_min_rate), Expiry::Body));
         } else {
             (w.header_timeout_ns, Expiry::Header)
         };
@@ -398,6 +453,7 @@ impl Session {
         match why {
             Expiry::Header => w.stats.counters.timeouts_header += 1,
             Expiry::Idle => w.stats.counters.timeouts_idle += 1,
+            Expiry::Body => w.stats.counters.timeouts_body += 1,
             Expiry::Linger => {}
         }
         self.ending = Ending::Closed;

@@ -31,6 +31,10 @@ pub struct WorkerCtx {
     pub epoch: Instant,
     pub header_timeout_ns: u64,
     pub idle_timeout_ns: u64,
+    /// A request body with no bytes for this long is closed, ns.
+    pub body_timeout_ns: u64,
+    /// Slowest average body rate, bytes/s, after `body_timeout_ns`; 0: none.
+    pub body_min_rate: u64,
     /// Longest a closing connection waits for the peer's FIN after ours
     /// (lingering close, RFC 9112 §9.6), ns.
     pub linger_ns: u64,
@@ -53,6 +57,8 @@ impl WorkerCtx {
             epoch: Instant::now(),
             header_timeout_ns: cfg.header_timeout.as_nanos() as u64,
             idle_timeout_ns: cfg.idle_timeout.as_nanos() as u64,
+            body_timeout_ns: cfg.body_timeout.as_nanos() as u64,
+            body_min_rate: cfg.body_min_rate,
             linger_ns: LINGER_MS * 1_000_000,
             max_conns: cfg.max_conns,
             publisher,
@@ -71,6 +77,8 @@ impl WorkerCtx {
             epoch: Instant::now(),
             header_timeout_ns: header_ms * 1_000_000,
             idle_timeout_ns: idle_ms * 1_000_000,
+            body_timeout_ns: header_ms * 1_000_000,
+            body_min_rate: 0,
             linger_ns: LINGER_MS * 1_000_000,
             max_conns: usize::MAX,
             publisher: None,

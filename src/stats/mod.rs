@@ -117,6 +117,9 @@ counters! {
     responses_505,
     /// Connections closed because the header timeout expired.
     timeouts_header,
+    /// Connections closed because a request body stalled for the body
+    /// timeout or arrived slower than the minimum rate.
+    timeouts_body,
     /// Connections closed because the idle keep-alive timeout expired.
     timeouts_idle,
     /// Connections ended by the peer with ECONNRESET or EPIPE.

@@ -304,6 +304,79 @@ fn timeouts_header_from_accept_idle_after_a_response_header_from_first_byte() {
     assert_eq!(sim.s.deadline(&sim.w), None);
 }
 
+/// A body that keeps arriving is read to its end, however long past the
+/// header timeout; a stalled one closes at the body timeout; one that
+/// dribbles below the minimum rate closes too (counted as `timeouts_body`).
+#[test]
+fn bodies_run_on_progress_not_on_the_header_timeout() {
+    let ms = 1_000_000;
+    let secs = 1_000 * ms;
+    // Steady: 40 MiB at 1 MiB/s, header timeout 10 s, body timeout 10 s,
+    // minimum 1 KiB/s — a 200 after 40 s.
+    let mut sim = Sim::new();
+    sim.w.body_min_rate = 1024;
+    sim.input(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 41943040\r\n\r\n");
+    let mib = vec![b'x'; 1 << 20];
+    for i in 1..=40u64 {
+        let (at, why) = sim.s.deadline(&sim.w).expect("a deadline");
+        assert_eq!(why, Expiry::Body);
+        sim.now = i * secs;
+        assert!(at > sim.now, "expired at {i} s");
+        assert_eq!(sim.s.on_timer(sim.now, &mut sim.w), Action::Wait);
+        sim.input(&mib);
+    }
+    assert_eq!(sim.responses(), 1);
+    assert_eq!(sim.s.deadline(&sim.w).map(|d| d.1), Some(Expiry::Idle));
+
+    // Chunked, 1 KiB every 100 ms for 20 s: never expires.
+    let mut sim = Sim::new();
+    sim.w.body_min_rate = 1024;
+    sim.input(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let chunk = [&b"400\r\n"[..], &[b'c'; 1024], b"\r\n"].concat();
+    for i in 1..=200u64 {
+        sim.now = i * 100 * ms;
+        let (at, _) = sim.s.deadline(&sim.w).unwrap();
+        assert!(at > sim.now);
+        sim.input(&chunk);
+    }
+    sim.input(b"0\r\n\r\n");
+    assert_eq!(sim.responses(), 1);
+    assert_eq!(sim.w.stats.counters.timeouts_body, 0);
+
+    // Stalled: half the body, then nothing; closed 10 s after the last byte.
+    let mut sim = Sim::new();
+    sim.input(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    sim.now = 2 * secs;
+    sim.input(b"12345");
+    assert_eq!(sim.s.deadline(&sim.w), Some((12 * secs, Expiry::Body)));
+    assert_eq!(sim.s.on_timer(12 * secs - 1, &mut sim.w), Action::Wait);
+    assert_eq!(
+        sim.s.on_timer(12 * secs, &mut sim.w),
+        Action::Close(CloseKind::Abortive)
+    );
+    assert_eq!(sim.w.stats.counters.timeouts_body, 1);
+    assert_eq!(sim.w.stats.counters.timeouts_header, 0);
+
+    // Dribbling: one byte every second, under a 100 B/s minimum; the
+    // deadline is 10 s + 1 s per 100 bytes after the start.
+    let mut sim = Sim::new();
+    sim.w.body_min_rate = 100;
+    sim.input(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
+    let mut closed_at = None;
+    for i in 1..=30u64 {
+        sim.now = i * secs;
+        if sim.s.on_timer(sim.now, &mut sim.w) != Action::Wait {
+            closed_at = Some(i);
+            break;
+        }
+        sim.input(b"d");
+    }
+    // At 10 s, 9 bytes had bought 0.09 s: the deadline (10.09 s) passed
+    // by the next check, at 11 s, although a byte arrived every second.
+    assert_eq!(closed_at, Some(11));
+    assert_eq!(sim.w.stats.counters.timeouts_body, 1);
+}
+
 #[test]
 fn a_stuck_send_expires_as_idle() {
     let ms = 1_000_000;
