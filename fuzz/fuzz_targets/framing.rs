@@ -1,4 +1,4 @@
-//! Fuzz the HTTP/1.1 framing state machine (src/http.rs).
+//! Fuzz the HTTP/1.1 request framing state machine (src/http/request.rs).
 //!
 //! Input layout: byte 0 sets the head cap (64 + 32·b bytes), byte 1 the
 //! body limit (KiB), bytes 2..8 the sizes of the pieces (1..=64, cycled);

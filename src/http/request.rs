@@ -552,7 +552,8 @@ fn parse_with<R>(
             status: Status::HeaderFieldsTooLarge431,
             head,
         },
-        Err(httparse::Error::Version) => match request_version(window) {
+        Err(httparse::Error::Version) => match request_version(window, version_start(window, &req))
+        {
             Version::HigherMinor(at) => {
                 // Rare: parse a copy (at most the head cap) that says 1.1.
                 let mut copy = window.to_vec();
@@ -628,28 +629,29 @@ enum Version {
     Invalid,
 }
 
-fn request_version(w: &[u8]) -> Version {
-    let start = w
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(w.len());
+/// Where the version of the request line starts in `window`: after the
+/// request-target httparse read and the space after it.
+fn version_start(window: &[u8], req: &httparse::Request<'_, '_>) -> Option<usize> {
+    let path = req.path?;
+    // `path` borrows `window`: its offset is the distance between them.
+    let at = (path.as_ptr() as usize).checked_sub(window.as_ptr() as usize)?;
+    Some(at + path.len() + 1).filter(|&v| v <= window.len())
+}
+
+fn request_version(w: &[u8], start: Option<usize>) -> Version {
+    let Some(start) = start else {
+        return Version::Invalid;
+    };
     let end = w[start..]
         .iter()
         .position(|&b| b == b'\n')
         .map(|i| start + i);
-    let line = &w[start..end.unwrap_or(w.len())];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
-        return if end.is_some() {
-            Version::Invalid
-        } else {
-            Version::Incomplete
-        };
-    };
-    let tok = &line[sp + 1..];
+    let tok = &w[start..end.unwrap_or(w.len())];
+    // The CR of the line end, which may have arrived without its LF.
+    let tok = tok.strip_suffix(b"\r").unwrap_or(tok);
     match *tok {
         [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(&minor) => {
-            Version::HigherMinor(start + sp + 1 + 7)
+            Version::HigherMinor(start + 7)
         }
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() && major != b'1' =>

@@ -1120,3 +1120,32 @@ proptest! {
         prop_assert_eq!(run.error, Some(Status::BadRequest400), "{:?}", String::from_utf8_lossy(&broken));
     }
 }
+
+/// Found by the fuzzer: the version was taken as the last token of the
+/// line so far, so a prefix ending in a space waited for more while a
+/// shorter one was already refused. The version is what follows the
+/// request-target; every split now decides alike.
+#[test]
+fn version_is_judged_after_the_target_whatever_the_split() {
+    let input = b"m` UU UU\x86\x01 \x00\x05\x01m` UU UU\x86\x01 ";
+    let limits = Limits {
+        max_head_bytes: 64,
+        max_body_bytes: 1024,
+    };
+    let run = run_all_splits(input, &limits);
+    assert_eq!(run.error, Some(Status::BadRequest400));
+    for partial in [
+        &b"GET / HTTP/1.2\r"[..],
+        b"GET / HTTP/2.0\r",
+        b"GET / HTTP/1.",
+        b"GET / HTTP/",
+    ] {
+        let run = run_all_splits(partial, &Limits::default());
+        assert_eq!(
+            run.responses,
+            0,
+            "{:?} waits for its line end",
+            String::from_utf8_lossy(partial)
+        );
+    }
+}
