@@ -31,7 +31,17 @@ enum Behaviour {
     CloseMidResponse,
     /// Reads requests, never answers.
     Silent,
+    /// Answers `n` requests per connection, then closes it: the last
+    /// response says `Connection: close` when `announce`; the close is a
+    /// reset (SO_LINGER 0) when `reset`, else a FIN.
+    CloseAfter { n: u64, announce: bool, reset: bool },
+    /// Answers the first request on a connection with a body delimited by
+    /// the close (no Content-Length, RFC 9112 §6.3 item 8), then closes.
+    CloseDelimited,
 }
+
+const OK_CLOSE_RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK";
 
 struct TestServer {
     addr: SocketAddr,
@@ -60,6 +70,7 @@ fn serve_conn(mut stream: TcpStream, b: Behaviour, served: &AtomicU64, seen: &At
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
+    let mut on_this_conn = 0u64;
     loop {
         let n = match stream.read(&mut chunk) {
             Ok(0) | Err(_) => return,
@@ -85,6 +96,34 @@ fn serve_conn(mut stream: TcpStream, b: Behaviour, served: &AtomicU64, seen: &At
                     continue;
                 }
                 Behaviour::Status500 => out.extend_from_slice(ERR_RESPONSE),
+                Behaviour::CloseDelimited => {
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
+                    );
+                    return;
+                }
+                Behaviour::CloseAfter { n, announce, reset } => {
+                    on_this_conn += 1;
+                    let last = on_this_conn == n;
+                    out.extend_from_slice(if last && announce {
+                        OK_CLOSE_RESPONSE
+                    } else {
+                        OK_RESPONSE
+                    });
+                    served.fetch_add(1, Ordering::SeqCst);
+                    if last {
+                        let _ = stream.write_all(&out);
+                        if reset {
+                            // Let the responses leave before the RST.
+                            std::thread::sleep(Duration::from_millis(20));
+                            let _ =
+                                socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        }
+                        return;
+                    }
+                    continue;
+                }
                 _ => out.extend_from_slice(OK_RESPONSE),
             }
             served.fetch_add(1, Ordering::SeqCst);
@@ -130,6 +169,8 @@ fn closed_loop_counts_exactly(engine: Engine, pipeline: u32) {
     }
     assert!(r.requests > 100, "too few responses: {}", r.requests);
     assert_eq!(r.requests, srv.served.load(Ordering::SeqCst));
+    assert!(r.accounted(), "{r:?}");
+    assert_eq!(r.sent, r.requests);
     assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
     assert_eq!(r.latency_ns.len(), r.requests);
     assert_eq!(r.requests % pipeline as u64, 0);
@@ -150,6 +191,61 @@ fn closed_loop_counts_every_response_epoll() {
 fn closed_loop_pipelined_counts_every_response() {
     closed_loop_counts_exactly(Engine::Uring, 8);
     closed_loop_counts_exactly(Engine::Epoll, 8);
+}
+
+/// RFC 9112 §9.3.2: a server may close a keep-alive connection after any
+/// response, with or without `Connection: close`, with a FIN or a reset,
+/// while requests are pipelined behind it. Every request sent is
+/// answered, or counted as unanswered: `sent` = answered + unanswered, and
+/// the answered ones are exactly the server's count. With a warm-up, a
+/// request belongs to the window by its send time, so the identity holds
+/// across the boundary too.
+#[test]
+fn requests_behind_a_server_close_are_counted_never_lost() {
+    for engine in [Engine::Uring, Engine::Epoll] {
+        for (announce, reset) in [(true, false), (false, false), (false, true)] {
+            let srv = server(Behaviour::CloseAfter {
+                n: 5,
+                announce,
+                reset,
+            });
+            let mut cfg = config(srv.addr, 4, 400);
+            cfg.engine = engine;
+            cfg.pipeline = 8;
+            cfg.warmup = Duration::from_millis(100);
+            let r = run(&cfg).expect("run");
+            if !ran(&r, engine) {
+                break;
+            }
+            let what = format!("{} announce={announce} reset={reset}", engine.name());
+            assert!(r.accounted(), "{what}: {r:?}");
+            assert!(r.requests > 20, "{what}: {}", r.requests);
+            assert!(r.errors.unanswered > 0, "{what}: {:?}", r.errors);
+            assert_eq!(r.errors.parse, 0, "{what}: {:?}", r.errors);
+            assert_eq!(r.errors.timeout, 0, "{what}: {:?}", r.errors);
+            // The server answers 5 of each 8-request batch (a reset may
+            // also discard answers the client had not read yet).
+            if !reset {
+                assert_eq!(r.requests * 3, r.errors.unanswered * 5, "{what}: {r:?}");
+            }
+            assert!(r.requests <= srv.served.load(Ordering::SeqCst));
+        }
+    }
+}
+
+/// A close-delimited body ends at the server's FIN and is one answer; the
+/// requests pipelined behind it are counted as unanswered.
+#[test]
+fn a_close_delimited_body_behind_pipelined_requests_loses_no_count() {
+    let srv = server(Behaviour::CloseDelimited);
+    let mut cfg = config(srv.addr, 2, 300);
+    cfg.pipeline = 4;
+    let r = run(&cfg).expect("run");
+    assert!(r.accounted(), "{r:?}");
+    assert!(r.requests > 5, "{r:?}");
+    assert_eq!(r.requests, srv.served.load(Ordering::SeqCst));
+    assert_eq!(r.errors.unanswered, r.requests * 3, "{r:?}");
+    assert_eq!(r.errors.parse + r.errors.read, 0, "{:?}", r.errors);
 }
 
 #[test]
@@ -198,6 +294,7 @@ fn open_loop_shows_coordinated_omission() {
     assert!(r.late_sends >= 60, "late sends {}", r.late_sends);
     // The schedule is absolute: every due request is sent (500 = 200/s * 2.5 s).
     assert!((495..=500).contains(&r.sends), "sends {}", r.sends);
+    assert!(r.accounted(), "{r:?}");
     assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
 }
 
@@ -235,6 +332,7 @@ fn timeouts_are_counted_and_recorded_at_full_time() {
         // 2 connections, each times out every ~200 ms over 0.7 s plus the drain.
         assert!(r.errors.timeout >= 6, "{:?}", r.errors);
         assert_eq!(r.latency_ns.len(), r.errors.timeout);
+        assert!(r.accounted(), "{r:?}");
         assert!(
             r.latency_ns.min() >= 200_000_000,
             "min {}",

@@ -189,6 +189,7 @@ fn merge(
     let mut errors = ErrorCounts::default();
     let mut intervals: Vec<(Duration, Duration, Histogram<u64>)> = Vec::new();
     let (mut requests, mut late, mut sends, mut rd, mut wr, mut rc) = (0, 0, 0, 0, 0, 0);
+    let (mut sent, mut unfinished) = (0, 0);
     let mut measure_start = u64::MAX;
     let mut finished = 0;
     for o in &outs {
@@ -198,6 +199,8 @@ fn merge(
         let _ = lag.add(&o.lag);
         errors.add(&o.errors);
         requests += o.requests;
+        sent += o.sent;
+        unfinished += o.unfinished;
         late += o.late_sends;
         sends += o.sends;
         rd += o.bytes_read;
@@ -249,6 +252,8 @@ fn merge(
         engine,
         rate: cfg.rate,
         requests,
+        sent,
+        unfinished,
         elapsed: Duration::from_nanos(elapsed_ns),
         errors,
         latency_ns: latency,

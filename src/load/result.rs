@@ -20,7 +20,7 @@ pub const LATE_SEND_THRESHOLD_NS: u64 = 1_000_000;
 pub struct ErrorCounts {
     /// Failed or timed-out connects (each retried after 10 ms).
     pub connect: u64,
-    /// Connections that failed or hit EOF while responses were outstanding.
+    /// Connections that failed (a reset) or ended inside a response.
     pub read: u64,
     /// Failed sends.
     pub write: u64,
@@ -30,11 +30,21 @@ pub struct ErrorCounts {
     pub timeout: u64,
     /// Malformed, unsupported or unsolicited responses.
     pub parse: u64,
+    /// Requests outstanding when their connection ended before answering
+    /// them (the server's close behind pipelined requests, a reset, a
+    /// malformed response, a failed send): each one counted, never dropped.
+    pub unanswered: u64,
 }
 
 impl ErrorCounts {
     pub fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.status + self.timeout + self.parse
+        self.connect
+            + self.read
+            + self.write
+            + self.status
+            + self.timeout
+            + self.parse
+            + self.unanswered
     }
 
     pub(crate) fn add(&mut self, o: &ErrorCounts) {
@@ -44,6 +54,7 @@ impl ErrorCounts {
         self.status += o.status;
         self.timeout += o.timeout;
         self.parse += o.parse;
+        self.unanswered += o.unanswered;
     }
 }
 
@@ -60,8 +71,16 @@ pub struct LoadResult {
     pub engine: Engine,
     /// Open-loop rate, requests/s.
     pub rate: Option<f64>,
-    /// Responses received, framed and checked in the measured window (any status).
+    /// Responses (any status) to requests sent in the measured window.
     pub requests: u64,
+    /// Requests sent in the measured window. A request belongs to the
+    /// window by its send time, whenever its answer comes, so
+    /// `sent = requests + errors.timeout + errors.unanswered + unfinished`
+    /// holds exactly ([`LoadResult::accounted`]).
+    pub sent: u64,
+    /// Requests of the window still outstanding when the run ended (the
+    /// drain gives each up to `--timeout`; normally 0).
+    pub unfinished: u64,
     /// From the start of the measured window until its last outstanding
     /// response arrived or timed out (≥ the configured duration).
     pub elapsed: Duration,
@@ -92,6 +111,12 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Whether every request sent in the window is accounted for: answered,
+    /// timed out, unanswered, or unfinished.
+    pub fn accounted(&self) -> bool {
+        self.sent == self.requests + self.errors.timeout + self.errors.unanswered + self.unfinished
+    }
+
     /// Responses per second over `elapsed`.
     pub fn requests_per_sec(&self) -> f64 {
         self.per_sec(self.requests)
@@ -150,8 +175,12 @@ impl LoadResult {
         );
         let e = &self.errors;
         s += &format!(
-            "  Errors: connect {}, read {}, write {}, status {}, timeout {}, parse {}\n",
-            e.connect, e.read, e.write, e.status, e.timeout, e.parse
+            "  Errors: connect {}, read {}, write {}, status {}, timeout {}, parse {}, unanswered {}\n",
+            e.connect, e.read, e.write, e.status, e.timeout, e.parse, e.unanswered
+        );
+        s += &format!(
+            "  Sent {} = {} answered + {} timed out + {} unanswered + {} unfinished\n",
+            self.sent, self.requests, e.timeout, e.unanswered, self.unfinished
         );
         s += &format!("Requests/sec: {:.2}\n", self.requests_per_sec());
         s += &format!("Transfer/sec: {}\n", fmt_bytes(self.bytes_per_sec()));
@@ -190,6 +219,8 @@ impl LoadResult {
                 "engine": self.engine.name(),
                 "mode": self.mode,
                 "requests": self.requests,
+                "sent": self.sent,
+                "unfinished": self.unfinished,
                 "elapsed_s": self.elapsed.as_secs_f64(),
                 "requests_per_sec": self.requests_per_sec(),
                 "bytes_read": self.bytes_read,

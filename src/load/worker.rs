@@ -179,6 +179,10 @@ pub(crate) struct StartGate {
 /// What one thread hands back. Times are `CLOCK_MONOTONIC` ns.
 pub(crate) struct ThreadOut {
     pub requests: u64,
+    /// Requests sent in the window (by send time).
+    pub sent: u64,
+    /// Requests of the window outstanding at teardown.
+    pub unfinished: u64,
     pub errors: ErrorCounts,
     pub latency: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
@@ -199,6 +203,8 @@ impl ThreadOut {
     fn empty() -> ThreadOut {
         ThreadOut {
             requests: 0,
+            sent: 0,
+            unfinished: 0,
             errors: ErrorCounts::default(),
             latency: new_histogram(),
             uncorrected: new_histogram(),
@@ -263,7 +269,8 @@ impl Stats {
 
     #[inline]
     fn response(&mut self, now: u64, c: &Conn) {
-        if !self.on(now) {
+        // A request belongs to the window by its send time.
+        if !self.on(c.sent_at) {
             return;
         }
         self.out.requests += 1;
@@ -507,6 +514,12 @@ impl<'p> Core<'p> {
     fn teardown<I: Io>(&mut self, io: &mut I) -> ThreadOut {
         let now = os::now_ns();
         self.phase = Phase::Drain;
+        for c in &mut self.conns {
+            if c.outstanding > 0 && self.stats.on(c.sent_at) {
+                self.stats.out.unfinished += u64::from(c.outstanding);
+            }
+            c.outstanding = 0;
+        }
         for slot in 0..self.conns.len() as u32 {
             self.close(io, slot, now, 0);
         }
@@ -617,12 +630,13 @@ impl<'p> Core<'p> {
                 ConnState::Busy | ConnState::AwaitingEof => now.saturating_sub(c.sent_at),
             };
             if waited >= limit {
-                if c.outstanding > 0 && self.stats.on(now) {
+                if c.outstanding > 0 && self.stats.on(c.sent_at) {
                     // Never dropped: each timed-out request is a sample at its full elapsed time.
                     let n = c.outstanding as u64;
                     self.stats.out.errors.timeout += n;
                     self.stats.sample(now, &self.conns[slot as usize], n);
                 }
+                self.conns[slot as usize].outstanding = 0;
                 self.close(io, slot, now, 0);
             }
         }
@@ -696,6 +710,7 @@ impl<'p> Core<'p> {
         c.pending.send = true;
         let s = &mut self.stats;
         if s.on(now) {
+            s.out.sent += u64::from(self.plan.pipeline);
             s.out.bytes_written += self.batch_len as u64;
             if s.open {
                 let lag = now - intended;
@@ -781,7 +796,10 @@ impl<'p> Core<'p> {
                     Err(_) => truncated = true,
                 }
             }
-            if c.outstanding > 0 || truncated || (c.rd_end > 0 && !c.rf.is_closed()) {
+            // A failed read, or an EOF inside a response, is a read error;
+            // a clean EOF between responses is the server's close, and the
+            // requests behind it are counted as unanswered by close().
+            if res < 0 || truncated || (c.rd_end > 0 && !c.rf.is_closed()) {
                 self.stats.error(now, |e| e.read += 1);
             }
             return self.close(io, slot, now, 0);
@@ -805,6 +823,11 @@ impl<'p> Core<'p> {
         if matches!(c.state, ConnState::Closing | ConnState::Closed) {
             return;
         }
+        if c.outstanding > 0 && self.stats.on(c.sent_at) {
+            // Requests behind the end of the connection: counted, not lost.
+            self.stats.out.errors.unanswered += u64::from(c.outstanding);
+        }
+        c.outstanding = 0;
         c.state = ConnState::Closing;
         c.sched_at = 0;
         c.retry_at = now + retry_delay_ns;
