@@ -53,8 +53,15 @@ const PROGRESS_EVERY_MS: u64 = 100;
 /// error says why not (EPERM: `kernel.io_uring_disabled` or seccomp; ENOSYS:
 /// no io_uring in this kernel or sandbox).
 pub fn probe_uring() -> Result<(), String> {
+    probe_uring_for(1)
+}
+
+/// [`probe_uring`] for a ring sized for `connections` (one load thread's
+/// share), so a ring the kernel refuses at that size (EINVAL, ENOMEM)
+/// turns into the epoll fallback, not an exit.
+fn probe_uring_for(connections: usize) -> Result<(), String> {
     let addr = os::RawAddr::new(SocketAddr::from(([127, 0, 0, 1], 1)));
-    uring::Uring::new(1, addr, worker::OpBufs::new(Vec::new(), 1))
+    uring::Uring::new(connections, addr, worker::OpBufs::new(Vec::new(), 1))
         .map(|_| ())
         .map_err(|e| crate::sys::uring::setup_error(&e))
 }
@@ -69,7 +76,8 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
     let mut warnings = Vec::new();
     let mut engine = cfg.engine;
     if engine == Engine::Uring {
-        if let Err(why) = probe_uring() {
+        let per_thread = cfg.connections.div_ceil(cfg.threads);
+        if let Err(why) = probe_uring_for(per_thread) {
             warnings.push(format!("no io_uring, using the epoll engine: {why}"));
             engine = Engine::Epoll;
         }

@@ -69,7 +69,11 @@ impl Uring {
         let sq = ((connections as u32).saturating_mul(2) + 16)
             .next_power_of_two()
             .clamp(64, MAX_SQ_ENTRIES);
-        let cq = sq.saturating_mul(4);
+        // At most 3 operations per connection are in flight; the CQ holds
+        // four per SQ entry up to the kernel's IORING_MAX_CQ_ENTRIES.
+        let cq = sq
+            .saturating_mul(4)
+            .min(crate::config::URING_MAX_CQ_ENTRIES);
         // The ladder the server uses (sys::uring::build_ring).
         let (ring, _flags) = crate::sys::uring::build_ring(sq, cq, true)?;
         if !ring.params().is_feature_ext_arg() {
@@ -191,5 +195,30 @@ impl Io for Uring {
             out.push(c);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `okring load -c 10000` exited with EINVAL: a ring for 10 000
+    /// connections asked for a CQ over IORING_MAX_CQ_ENTRIES. Every size
+    /// now fits the kernel's limits.
+    #[test]
+    fn rings_for_large_connection_counts_fit_the_kernel_limits() {
+        if let Err(why) = crate::load::probe_uring() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "no io_uring under CI: {why}"
+            );
+            eprintln!("skipped: no io_uring here: {why}");
+            return;
+        }
+        for conns in [1, 1000, 10_000, 20_000, 100_000] {
+            let addr = RawAddr::new(([127, 0, 0, 1], 1).into());
+            let r = Uring::new(conns, addr, OpBufs::new(Vec::new(), 1));
+            assert!(r.is_ok(), "{conns} connections: {:?}", r.err());
+        }
     }
 }
