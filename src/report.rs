@@ -6,8 +6,10 @@
 //!
 //! Inputs, told apart by content (a JSON document starts with `{`):
 //! - HdrHistogram interval logs (`.hlog`, from `okring load --hlog`,
-//!   `okring serve --hlog` or Java's `HistogramLogWriter`): every interval
-//!   of every tag, added into one row per file;
+//!   `okring serve --hlog` or Java's `HistogramLogWriter`): the untagged
+//!   intervals when there are any (okring serve's per-worker tagged lines
+//!   break them down), else every interval of every tag, added into one
+//!   row per file;
 //! - `okring load --json` documents (schema `okring.load/1`): the
 //!   `histograms.latency` blob, one row;
 //! - bench `results.json` (schema `okring.bench/1`): each successful run's
@@ -77,7 +79,11 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
         }
         let ivs = read_hlog(data.as_slice()).map_err(|e| format!("{name}: {e}"))?;
         let mut hist = merge_target();
-        for iv in &ivs {
+        // With untagged lines present, the tagged ones are their breakdown
+        // (okring serve's per-worker lines): merge the untagged only, as
+        // HistogramLogProcessor does without -tag. Otherwise every tag.
+        let untagged = ivs.iter().any(|iv| iv.tag.is_none());
+        for iv in ivs.iter().filter(|iv| !untagged || iv.tag.is_none()) {
             add(&mut hist, &iv.hist, &name)?;
         }
         let server = ivs

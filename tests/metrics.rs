@@ -262,12 +262,24 @@ fn scrape_during_load(server: Server, dir: &Path, hlog: &Path) {
         "the exit summary counts {sent} requests:\n{stderr}"
     );
     let ivs = read_hlog(std::fs::File::open(hlog).unwrap()).expect("the server's --hlog");
-    let logged: u64 = ivs.iter().map(|i| i.hist.len()).sum();
-    assert_eq!(logged, sent, "the interval log holds every request");
+    let logged: u64 = ivs
+        .iter()
+        .filter(|i| i.tag.is_none())
+        .map(|i| i.hist.len())
+        .sum();
+    assert_eq!(logged, sent, "the untagged lines hold every request");
+    let by_worker: u64 = ivs
+        .iter()
+        .filter(|i| i.tag.is_some())
+        .map(|i| i.hist.len())
+        .sum();
+    assert_eq!(by_worker, sent, "so do the per-worker lines together");
     assert!(ivs
         .iter()
-        .all(|i| i.tag.as_deref().is_some_and(|t| t.starts_with("worker"))));
+        .filter_map(|i| i.tag.as_deref())
+        .all(|t| t.starts_with("worker")));
     assert!(ivs.iter().any(|i| i.tag.as_deref() == Some("worker1")));
+    assert!(ivs.iter().any(|i| i.tag.is_none()));
 }
 
 /// Start `okring serve MODE_ARGS --metrics 127.0.0.1:0 --hlog DIR/server.hlog`
@@ -490,7 +502,8 @@ fn report_merges_two_hlogs_losslessly() {
     );
     let svg = std::fs::read_to_string(out_dir.join("spectrum.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("merged"));
-    // Without --out and --plot: the same table, and no file anywhere.
+    // Without --out: the same table, and the files in a new timestamped
+    // directory under report-out/, nothing loose in the current one.
     let cwd = dir.join("cwd");
     std::fs::create_dir_all(&cwd).unwrap();
     let bare = Command::new(BIN)
@@ -501,15 +514,21 @@ fn report_merges_two_hlogs_losslessly() {
         .expect("okring report");
     assert!(bare.status.success());
     assert_eq!(String::from_utf8_lossy(&bare.stdout), stdout);
-    assert!(
-        String::from_utf8_lossy(&bare.stderr).contains("no files written"),
-        "{}",
-        String::from_utf8_lossy(&bare.stderr)
-    );
+    let top: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(
-        std::fs::read_dir(&cwd).unwrap().count(),
-        0,
-        "nothing written"
+        top,
+        ["report-out"],
+        "only report-out/ in the current directory"
     );
+    let runs: Vec<_> = std::fs::read_dir(cwd.join("report-out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(std::fs::read(runs[0].join("merged.hgrm")).unwrap(), got);
+    assert!(runs[0].join("spectrum.svg").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

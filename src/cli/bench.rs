@@ -195,7 +195,10 @@ impl BenchArgs {
                 client_cpus.len()
             ));
         }
-        let out = self.out.clone().unwrap_or_else(default_out_dir);
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| super::timestamped_dir("bench-out"));
         Ok(BenchConfig {
             servers,
             connections,
@@ -212,11 +215,6 @@ impl BenchArgs {
             notes,
         })
     }
-}
-/// `bench-out/<UTC timestamp>`, e.g. `bench-out/20250101T120000Z`.
-fn default_out_dir() -> PathBuf {
-    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    PathBuf::from("bench-out").join(ts.replace([':', '-'], ""))
 }
 /// `okring bench`: resolve, create the output directory, measure
 /// ([`bench::run`]), print the table, write the report files. Errors: bad

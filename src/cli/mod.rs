@@ -71,6 +71,13 @@ pub fn main() -> i32 {
     }
 }
 
+/// `PREFIX/<UTC timestamp>`, e.g. `bench-out/20250101T120000Z`: the
+/// default output directory of `okring bench` and `okring report`.
+pub(crate) fn timestamped_dir(prefix: &str) -> std::path::PathBuf {
+    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    std::path::PathBuf::from(prefix).join(ts.replace([':', '-'], ""))
+}
+
 /// A `resolve` check's message as an [`Error::Usage`].
 pub(crate) fn usage(msg: String) -> Error {
     Error::Usage(msg)

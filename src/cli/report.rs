@@ -14,8 +14,7 @@ pub struct ReportArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Directory for merged.hgrm (and spectrum.svg unless --plot is given);
-    /// created if missing. Without --out and --plot only the table is
-    /// printed.
+    /// created if missing [default: report-out/<UTC timestamp>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Where to write the percentile-spectrum plot [default: DIR/spectrum.svg].
@@ -24,7 +23,8 @@ pub struct ReportArgs {
 }
 
 /// `okring report`: merge ([`crate::report::merge_files`]), print the table,
-/// write `DIR/merged.hgrm` and the plot when `--out`/`--plot` name where.
+/// write `DIR/merged.hgrm` and the plot (`--plot`, else `DIR/spectrum.svg`)
+/// into `--out` or a new timestamped directory, as `okring bench` does.
 /// Errors: any input's, or an output that cannot be written (the message
 /// names the path).
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
@@ -33,36 +33,30 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         crate::say!("okring: report: warning: {w}");
     }
     print!("{}", m.table());
-    let mut wrote = Vec::new();
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create --out {}: {e}", dir.display()))?;
-        let hgrm = dir.join("merged.hgrm");
-        let mut buf = Vec::new();
-        write_hgrm(&mut buf, &m.merged, 5).map_err(|e| format!("formatting merged.hgrm: {e}"))?;
-        std::fs::write(&hgrm, buf).map_err(|e| format!("cannot write {}: {e}", hgrm.display()))?;
-        wrote.push(hgrm);
-    }
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| super::timestamped_dir("report-out"));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create --out {}: {e}", dir.display()))?;
+    let hgrm = dir.join("merged.hgrm");
+    let mut buf = Vec::new();
+    write_hgrm(&mut buf, &m.merged, 5).map_err(|e| format!("formatting merged.hgrm: {e}"))?;
+    std::fs::write(&hgrm, buf).map_err(|e| format!("cannot write {}: {e}", hgrm.display()))?;
     let plot = args
         .plot
         .clone()
-        .or_else(|| args.out.as_ref().map(|d| d.join("spectrum.svg")));
-    if let Some(plot) = plot {
-        let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = m
-            .rows()
-            .into_iter()
-            .map(|(l, h)| (l.to_string(), h))
-            .collect();
-        crate::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
-        wrote.push(plot);
-    }
-    if wrote.is_empty() {
-        crate::say!(
-            "okring: report: no files written (give --out DIR for merged.hgrm and spectrum.svg)"
-        );
-    } else {
-        let names: Vec<String> = wrote.iter().map(|p| p.display().to_string()).collect();
-        crate::say!("okring: report: wrote {}", names.join(" and "));
-    }
+        .unwrap_or_else(|| dir.join("spectrum.svg"));
+    let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = m
+        .rows()
+        .into_iter()
+        .map(|(l, h)| (l.to_string(), h))
+        .collect();
+    crate::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
+    crate::say!(
+        "okring: report: wrote {} and {}",
+        hgrm.display(),
+        plot.display()
+    );
     Ok(())
 }

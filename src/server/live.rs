@@ -403,12 +403,15 @@ impl HlogRecorder {
         self.origin + self.last + self.interval
     }
 
-    /// Write the interval from the end of the last one to now: one line
-    /// per worker (`Tag=worker<i>`), empty intervals included. Errors: the
-    /// file's.
+    /// Write the interval from the end of the last one to now: first an
+    /// untagged line with every worker's requests (what HdrHistogram's
+    /// `HistogramLogProcessor` reads by default), then one line per worker
+    /// (`Tag=worker<i>`), empty intervals included. Errors: the file's.
     pub fn write_interval(&mut self, live: &Live) -> Result<(), String> {
         let now = self.origin.elapsed();
         let len = now.saturating_sub(self.last);
+        let mut lines = Vec::with_capacity(self.prev.len());
+        let mut all = crate::stats::new_histogram();
         for (id, prev) in self.prev.iter_mut().enumerate() {
             let Some(total) = live.worker_total(id) else {
                 continue;
@@ -420,11 +423,18 @@ impl HlogRecorder {
             if delta.subtract(&*prev).is_err() {
                 delta = cur.clone();
             }
-            let tag = format!("worker{id}");
-            self.w
-                .write_interval(Some(&tag), self.last, len, &delta)
-                .map_err(|e| format!("writing --hlog: {e}"))?;
+            // Cannot fail: every worker's histogram has the same bounds.
+            let _ = all.add(&delta);
+            lines.push((format!("worker{id}"), delta));
             *prev = cur;
+        }
+        self.w
+            .write_interval(None, self.last, len, &all)
+            .map_err(|e| format!("writing --hlog: {e}"))?;
+        for (tag, delta) in &lines {
+            self.w
+                .write_interval(Some(tag), self.last, len, delta)
+                .map_err(|e| format!("writing --hlog: {e}"))?;
         }
         self.last = now;
         self.w.flush().map_err(|e| format!("writing --hlog: {e}"))
@@ -560,13 +570,20 @@ mod tests {
         assert_eq!(
             counts,
             [
+                (String::new(), 2),
                 ("worker0".to_string(), 2),
                 ("worker1".to_string(), 0),
+                (String::new(), 2),
                 ("worker0".to_string(), 1),
                 ("worker1".to_string(), 1),
             ]
         );
-        assert_eq!(ivs[2].hist.max(), ivs[2].hist.highest_equivalent(9000));
+        assert_eq!(ivs[4].hist.max(), ivs[4].hist.highest_equivalent(9000));
+        assert_eq!(
+            ivs[3].hist.max(),
+            ivs[3].hist.highest_equivalent(9000),
+            "the aggregate"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
