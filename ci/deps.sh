@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the test suite drives: curl, ApacheBench (apache2-utils), wrk,
-# nginx-light (the peer the bench scripts compare with), promtool
-# (prometheus), prlimit (util-linux), and for the real-kernel matrix
+# h2load (nghttp2-client), nginx-light (the peer the bench scripts compare
+# with), promtool (prometheus), prlimit (util-linux), HdrHistogram's Java
+# tools (libhdrhistogram-java on default-jre-headless) and its Python
+# package (hdrhistogram, PyPI), and for the real-kernel matrix
 # qemu-system-x86, cpio and busybox-static. Installs only
 # what is missing; needs root (or sudo) when something is.
 set -euo pipefail
@@ -10,6 +12,10 @@ need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+# tests/metrics.rs reads okring's .hlog with HistogramLogProcessor.
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+[ -f /usr/share/java/hdrhistogram.jar ] || need+=(libhdrhistogram-java)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 # promtool validates the /metrics exposition in tests/metrics.rs.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
@@ -32,10 +38,15 @@ if [ "${#need[@]}" -gt 0 ]; then
         apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
-# tests/metrics.rs parses /metrics with the reference Python client too.
+# tests/metrics.rs parses /metrics with the reference Python client too,
+# and reads okring's histograms with the Python HdrHistogram package.
 if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     echo "ci/deps.sh: installing prometheus_client (PyPI)"
     python3 -m pip install -q prometheus_client
+fi
+if ! python3 -c 'import hdrh' >/dev/null 2>&1; then
+    echo "ci/deps.sh: installing hdrhistogram (PyPI)"
+    python3 -m pip install -q hdrhistogram
 fi
 
 # Rust components for the lint steps.

@@ -1,7 +1,8 @@
 //! Interoperability: real third-party clients against `okring serve`, in
 //! every mode — curl (framing, HEAD, HTTP/1.0, bodies, connection reuse),
-//! ApacheBench (keep-alive and one connection per request) and wrk (256
-//! connections; 16-deep pipelining via `tests/data/pipeline16.lua`).
+//! ApacheBench (keep-alive and one connection per request), wrk (256
+//! connections; 16-deep pipelining via `tests/data/pipeline16.lua`) and
+//! h2load (`--h1`); each test compares the tool's count with the server's.
 //!
 //! A missing tool skips its test with a notice, except under CI (`CI=true`),
 //! where it fails: `.ci/run` installs them. Loads are short (≤ 2 s each)
@@ -238,3 +239,33 @@ fn wrk_pipeline16(mode: &Mode) {
     stop_ok(server);
 }
 mode_test!(wrk_pipeline16);
+
+/// `h2load --h1 -n 4000 -c 8` (nghttp2's load tool speaking HTTP/1.1,
+/// pipelining off): every request succeeds with a 2xx, and the server's
+/// own count equals h2load's.
+fn h2load_h1(mode: &Mode) {
+    let server = mode.start(&[]);
+    let url = format!("http://{}/", server.addr());
+    // One connection at a time in sequential mode (see ab_keepalive).
+    let clients = if mode.name == "sequential" { "1" } else { "8" };
+    let Some((ok, out, err)) = tool(
+        "h2load",
+        "nghttp2-client",
+        &["--h1", "-n", "4000", "-c", clients, &url],
+    ) else {
+        return;
+    };
+    assert!(ok, "h2load failed:\n{out}\n{err}");
+    assert!(
+        out.contains("requests: 4000 total, 4000 started, 4000 done, 4000 succeeded, 0 failed, 0 errored, 0 timeout"),
+        "{out}"
+    );
+    assert!(
+        out.contains("status codes: 4000 2xx, 0 3xx, 0 4xx, 0 5xx"),
+        "{out}"
+    );
+    let stderr = stop_ok(server);
+    assert_eq!(counter(&stderr, "responses_200"), Some(4000), "{stderr}");
+    assert_eq!(counter(&stderr, "requests"), Some(4000), "{stderr}");
+}
+mode_test!(h2load_h1);

@@ -532,3 +532,155 @@ fn report_merges_two_hlogs_losslessly() {
     assert!(runs[0].join("spectrum.svg").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Where Debian's `libhdrhistogram-java` puts HdrHistogram's jar.
+const HDR_JAR: &str = "/usr/share/java/hdrhistogram.jar";
+
+/// The total of the `#[Max = …, Total count = N]` footer of a `.hgrm`.
+fn hgrm_total(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.contains("Total count"))?;
+    line.rsplit('=')
+        .next()?
+        .trim()
+        .trim_end_matches(']')
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// HdrHistogram's reference readers agree with okring on every count:
+/// Java's `HistogramLogProcessor`, with its default options, merges the
+/// server's `--hlog` (the untagged lines) to the server's request count,
+/// and turns the load generator's `--hlog` into exactly the percentile
+/// distribution of its `--hgrm`; the Python `hdrhistogram` package reads
+/// both logs (untagged lines) and the `--json` blob with the same totals.
+#[test]
+fn hdrhistogram_reference_readers_agree_with_okring() {
+    let dir = temp_dir("reference");
+    let srv_hlog = dir.join("server.hlog");
+    let server = Server::start(
+        &[
+            "--mode",
+            "epoll",
+            "--threads",
+            "2",
+            "--hlog",
+            srv_hlog.to_str().unwrap(),
+            "--interval",
+            "200ms",
+        ],
+        &[],
+    );
+    let (cli_hlog, cli_hgrm, cli_json) = (
+        dir.join("cli.hlog"),
+        dir.join("cli.hgrm"),
+        dir.join("cli.json"),
+    );
+    let out = Command::new(BIN)
+        .args([
+            "load",
+            &format!("http://{}/", server.addr()),
+            "-c",
+            "8",
+            "-d",
+            "1s",
+            "--warmup",
+            "0s",
+        ])
+        .arg("--hlog")
+        .arg(&cli_hlog)
+        .arg("--hgrm")
+        .arg(&cli_hgrm)
+        .arg("--json")
+        .arg(&cli_json)
+        .output()
+        .expect("okring load");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cli_json).unwrap()).unwrap();
+    let answered = doc["results"]["requests"].as_u64().unwrap();
+    assert!(answered > 1000, "{answered}");
+    let (_, stderr) = server.stop();
+    assert_eq!(
+        common::counter(&stderr, "requests"),
+        Some(answered),
+        "{stderr}"
+    );
+
+    if !common::have_tool("java") || !Path::new(HDR_JAR).exists() {
+        common::skip("java or HdrHistogram's jar missing (apt-get install default-jre-headless libhdrhistogram-java)");
+    } else {
+        let java = |hlog: &Path, out: &Path| {
+            let o = Command::new("java")
+                .args([
+                    "-cp",
+                    HDR_JAR,
+                    "org.HdrHistogram.HistogramLogProcessor",
+                    "-i",
+                ])
+                .arg(hlog)
+                .arg("-o")
+                .arg(out)
+                .output()
+                .expect("run java");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read_to_string(out.with_extension("hgrm"))
+                .expect("HistogramLogProcessor's .hgrm")
+        };
+        let srv = java(&srv_hlog, &dir.join("java-server"));
+        assert_eq!(hgrm_total(&srv), Some(answered), "{srv}");
+        let cli = java(&cli_hlog, &dir.join("java-client"));
+        // The Java file adds two header comments (the time range).
+        let body: String = cli
+            .lines()
+            .filter(|l| !l.starts_with("#[Overall") && !l.starts_with("#[StartTime"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            body,
+            std::fs::read_to_string(&cli_hgrm).unwrap(),
+            "Java's .hgrm of our .hlog = our --hgrm"
+        );
+    }
+
+    if !common::have_tool("python3")
+        || !Command::new("python3")
+            .args(["-c", "import hdrh"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        common::skip("the Python hdrhistogram package is missing (pip install hdrhistogram)");
+        return;
+    }
+    const PY: &str = r#"
+import json, sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+def untagged(path):
+    r = HistogramLogReader(path, HdrHistogram(1, 3_600_000_000_000, 3))
+    total = 0
+    while True:
+        h = r.get_next_interval_histogram()
+        if h is None:
+            return total
+        if not h.get_tag():
+            total += h.get_total_count()
+blob = json.load(open(sys.argv[3]))["histograms"]["latency"]["hdr_v2_deflate_base64"]
+print(untagged(sys.argv[1]), untagged(sys.argv[2]), HdrHistogram.decode(blob).get_total_count())
+"#;
+    let o = Command::new("python3")
+        .args(["-c", PY])
+        .arg(&srv_hlog)
+        .arg(&cli_hlog)
+        .arg(&cli_json)
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(got, format!("{answered} {answered} {answered}"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
