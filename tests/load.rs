@@ -35,6 +35,10 @@ enum Behaviour {
     /// response says `Connection: close` when `announce`; the close is a
     /// reset (SO_LINGER 0) when `reset`, else a FIN.
     CloseAfter { n: u64, announce: bool, reset: bool },
+    /// Two interim responses (103, 100) before each 200 (RFC 9110 §15.2).
+    Interim,
+    /// Every 200 with a chunked body: extensions, several chunks, trailers.
+    Chunked,
     /// Answers the first request on a connection with a body delimited by
     /// the close (no Content-Length, RFC 9112 §6.3 item 8), then closes.
     CloseDelimited,
@@ -96,6 +100,14 @@ fn serve_conn(mut stream: TcpStream, b: Behaviour, served: &AtomicU64, seen: &At
                     continue;
                 }
                 Behaviour::Status500 => out.extend_from_slice(ERR_RESPONSE),
+                Behaviour::Interim => {
+                    out.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n");
+                    out.extend_from_slice(OK_RESPONSE);
+                }
+                Behaviour::Chunked => out.extend_from_slice(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                      2;ext=\"a b\"\r\nOK\r\n3\r\n!!!\r\n0\r\nX-Trailer: t\r\n\r\n",
+                ),
                 Behaviour::CloseDelimited => {
                     served.fetch_add(1, Ordering::SeqCst);
                     let _ = stream.write_all(
@@ -229,6 +241,34 @@ fn requests_behind_a_server_close_are_counted_never_lost() {
                 assert_eq!(r.requests * 3, r.errors.unanswered * 5, "{what}: {r:?}");
             }
             assert!(r.requests <= srv.served.load(Ordering::SeqCst));
+        }
+    }
+}
+
+/// Interim 1xx responses are skipped and counted, chunked bodies (with
+/// extensions and trailers) framed: no parse error, and exact counts equal
+/// to the server's, pipelined too, on both engines.
+#[test]
+fn interim_and_chunked_responses_are_framed_with_exact_counts() {
+    for engine in [Engine::Uring, Engine::Epoll] {
+        for (b, name) in [(Behaviour::Interim, "1xx"), (Behaviour::Chunked, "chunked")] {
+            for pipeline in [1, 4] {
+                let srv = server(b);
+                let mut cfg = config(srv.addr, 2, 300);
+                cfg.engine = engine;
+                cfg.pipeline = pipeline;
+                let r = run(&cfg).expect("run");
+                if !ran(&r, engine) {
+                    return;
+                }
+                let what = format!("{name} pipeline {pipeline} {}", engine.name());
+                assert!(r.requests > 50, "{what}: {r:?}");
+                assert_eq!(r.errors.total(), 0, "{what}: {:?}", r.errors);
+                assert_eq!(r.requests, srv.served.load(Ordering::SeqCst), "{what}");
+                assert!(r.accounted(), "{what}: {r:?}");
+                let want_interim = if name == "1xx" { 2 * r.requests } else { 0 };
+                assert_eq!(r.interim_responses, want_interim, "{what}");
+            }
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct ResponseFramer {
     cur: (u16, bool, u64),
     /// The requests on this connection are HEAD: no response has a body.
     head_requests: bool,
+    /// Interim (1xx) responses skipped since the framer was made.
+    interim: u64,
 }
 
 impl Default for ResponseFramer {
@@ -94,6 +96,7 @@ impl ResponseFramer {
             max_head,
             cur: (0, false, 0),
             head_requests,
+            interim: 0,
         }
     }
 
@@ -101,6 +104,12 @@ impl ResponseFramer {
     pub fn reset(&mut self) {
         self.state = State::Head;
         self.cur = (0, false, 0);
+    }
+
+    /// Interim (1xx) responses skipped so far, over every connection this
+    /// framer served ([`reset`](Self::reset) keeps the count).
+    pub fn interim_seen(&self) -> u64 {
+        self.interim
     }
 
     /// Whether no response is partially received.
@@ -228,6 +237,7 @@ impl ResponseFramer {
         }
         if (100..200).contains(&status) {
             // Interim (RFC 9110 §15.2): no body; the final response follows.
+            self.interim += 1;
             return Ok(Some(len));
         }
         let http10 = r.version == Some(0);

@@ -197,7 +197,7 @@ fn merge(
     let mut errors = ErrorCounts::default();
     let mut intervals: Vec<(Duration, Duration, Histogram<u64>)> = Vec::new();
     let (mut requests, mut late, mut sends, mut rd, mut wr, mut rc) = (0, 0, 0, 0, 0, 0);
-    let (mut sent, mut unfinished) = (0, 0);
+    let (mut sent, mut unfinished, mut interim) = (0, 0, 0);
     let mut measure_start = u64::MAX;
     let mut finished = 0;
     for o in &outs {
@@ -209,6 +209,7 @@ fn merge(
         requests += o.requests;
         sent += o.sent;
         unfinished += o.unfinished;
+        interim += o.interim;
         late += o.late_sends;
         sends += o.sends;
         rd += o.bytes_read;
@@ -262,6 +263,7 @@ fn merge(
         requests,
         sent,
         unfinished,
+        interim_responses: interim,
         elapsed: Duration::from_nanos(elapsed_ns),
         errors,
         latency_ns: latency,

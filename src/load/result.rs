@@ -81,6 +81,9 @@ pub struct LoadResult {
     /// Requests of the window still outstanding when the run ended (the
     /// drain gives each up to `--timeout`; normally 0).
     pub unfinished: u64,
+    /// Interim (1xx) responses received before final ones (RFC 9110
+    /// §15.2); skipped, not counted in `requests`.
+    pub interim_responses: u64,
     /// From the start of the measured window until its last outstanding
     /// response arrived or timed out (≥ the configured duration).
     pub elapsed: Duration,
@@ -182,6 +185,12 @@ impl LoadResult {
             "  Sent {} = {} answered + {} timed out + {} unanswered + {} unfinished\n",
             self.sent, self.requests, e.timeout, e.unanswered, self.unfinished
         );
+        if self.interim_responses > 0 {
+            s += &format!(
+                "  Interim (1xx) responses skipped: {}\n",
+                self.interim_responses
+            );
+        }
         s += &format!("Requests/sec: {:.2}\n", self.requests_per_sec());
         s += &format!("Transfer/sec: {}\n", fmt_bytes(self.bytes_per_sec()));
         s
@@ -221,6 +230,7 @@ impl LoadResult {
                 "requests": self.requests,
                 "sent": self.sent,
                 "unfinished": self.unfinished,
+                "interim_responses": self.interim_responses,
                 "elapsed_s": self.elapsed.as_secs_f64(),
                 "requests_per_sec": self.requests_per_sec(),
                 "bytes_read": self.bytes_read,

@@ -183,6 +183,8 @@ pub(crate) struct ThreadOut {
     pub sent: u64,
     /// Requests of the window outstanding at teardown.
     pub unfinished: u64,
+    /// Interim (1xx) responses skipped before final ones, in the window.
+    pub interim: u64,
     pub errors: ErrorCounts,
     pub latency: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
@@ -205,6 +207,7 @@ impl ThreadOut {
             requests: 0,
             sent: 0,
             unfinished: 0,
+            interim: 0,
             errors: ErrorCounts::default(),
             latency: new_histogram(),
             uncorrected: new_histogram(),
@@ -871,9 +874,13 @@ fn feed(
 ) -> bool {
     let end = c.rd_end as usize;
     done.clear();
+    let interim_before = c.rf.interim_seen();
     let Ok(pos) = c.rf.feed(&buf[..end], done) else {
         return false;
     };
+    if stats.on(c.sent_at) {
+        stats.out.interim += c.rf.interim_seen() - interim_before;
+    }
     for &r in done.iter() {
         if c.outstanding == 0 {
             return false;
