@@ -14,6 +14,8 @@ pub const EXIT_FAILED: i32 = 1;
 /// Exit status of arguments that were refused (clap's own parse errors use
 /// the same status).
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status of a run that finished but broke a `--fail-if` budget.
+pub const EXIT_GATE_FAILED: i32 = 3;
 
 /// One-line error of a front door.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub enum Error {
     Usage(String),
     /// The run started and failed, or could not start. Exit 1.
     Failed(String),
+    /// The run finished, and broke a `--fail-if` budget. Exit 3.
+    GateFailed(String),
 }
 
 impl Error {
@@ -31,13 +35,14 @@ impl Error {
         match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::Failed(_) => EXIT_FAILED,
+            Error::GateFailed(_) => EXIT_GATE_FAILED,
         }
     }
 
     /// The message, one line.
     pub fn message(&self) -> &str {
         match self {
-            Error::Usage(m) | Error::Failed(m) => m,
+            Error::Usage(m) | Error::Failed(m) | Error::GateFailed(m) => m,
         }
     }
 

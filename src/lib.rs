@@ -16,6 +16,7 @@
 //! - [`plot`]: the SVG plots `bench` and `report` share.
 //! - [`config`]: the resolved configuration the library takes (no clap).
 //! - [`error`]: the one error type of the front doors and the exit status.
+//! - [`gate`]: `--fail-if` budgets, judged against a run's figures.
 //! - [`cli`]: every clap struct, their resolution into configuration, and
 //!   the front doors that write the files a user named; imported by
 //!   `main.rs` only.
@@ -41,6 +42,7 @@ macro_rules! say {
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod load;
 pub mod plot;

@@ -494,3 +494,103 @@ fn cli_rejects_bad_input_with_one_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--duration"));
 }
+
+/// `--requests N` stops after exactly N requests sent in the window (a
+/// multiple of --pipeline), every one answered and counted by the server.
+#[test]
+fn requests_stop_the_run_at_exactly_n() {
+    for engine in [Engine::Uring, Engine::Epoll] {
+        let srv = server(Behaviour::Ok);
+        let mut cfg = config(srv.addr, 4, 30_000);
+        cfg.engine = engine;
+        cfg.pipeline = 4;
+        cfg.requests = Some(2_000);
+        let r = run(&cfg).expect("run");
+        if !ran(&r, engine) {
+            continue;
+        }
+        assert_eq!(r.sent, 2_000, "{r:?}");
+        assert_eq!(r.requests, 2_000, "{r:?}");
+        assert_eq!(srv.served.load(Ordering::SeqCst), 2_000);
+        assert!(r.accounted());
+        assert!(
+            r.elapsed < Duration::from_secs(20),
+            "stopped by the count, not the cap"
+        );
+    }
+    let mut cfg = config("127.0.0.1:1".parse().unwrap(), 4, 100);
+    cfg.pipeline = 4;
+    cfg.requests = Some(10);
+    let e = run(&cfg).unwrap_err();
+    assert!(e.to_string().contains("multiple of --pipeline"), "{e}");
+}
+
+/// The real binary against `okring serve`: a POST with a body and extra
+/// headers, a HEAD run, per-status counts, `--json -` on stdout with the
+/// summary on stderr, and `--fail-if` passing (exit 0) and failing (exit 3).
+#[test]
+fn cli_requests_methods_bodies_json_stdout_and_gates() {
+    let server = common::Server::start(&["--mode", "epoll", "--threads", "1"], &[]);
+    let url = format!("http://{}/x", server.addr());
+    let load = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_okring"))
+            .args(["load", &url, "-c", "4", "--warmup", "0s"])
+            .args(extra)
+            .output()
+            .expect("okring load")
+    };
+    let out = load(&[
+        "-n",
+        "2000",
+        "-X",
+        "POST",
+        "-H",
+        "X-Test: 1",
+        "--body",
+        "hello",
+        "--json",
+        "-",
+        "--fail-if",
+        "errors>0,p99>5s",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not the JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(doc["results"]["sent"], 2000);
+    assert_eq!(doc["results"]["requests"], 2000);
+    assert_eq!(doc["results"]["statuses"]["200"], 2000);
+    assert!(
+        err.contains("Sent 2000 = 2000 answered"),
+        "the summary goes to stderr: {err}"
+    );
+
+    let head = load(&["-n", "400", "-X", "HEAD"]);
+    let text = String::from_utf8_lossy(&head.stdout);
+    assert_eq!(
+        head.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&head.stderr)
+    );
+    assert!(text.contains("Status codes: 200: 400"), "{text}");
+    assert!(text.contains("parse 0"), "{text}");
+
+    let gated = load(&["-n", "400", "--fail-if", "rps<1000000000"]);
+    let err = String::from_utf8_lossy(&gated.stderr);
+    assert_eq!(gated.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("okring: error: --fail-if: rps<1000000000 (rps = "),
+        "{err}"
+    );
+
+    let refused = load(&["--fail-if", "p99>fast"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let (_, stderr) = server.stop();
+    assert_eq!(common::counter(&stderr, "requests"), Some(2800), "{stderr}");
+    assert_eq!(common::counter(&stderr, "responses_400"), None, "{stderr}");
+}

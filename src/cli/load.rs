@@ -12,6 +12,7 @@ use clap::builder::TypedValueParser as _;
 use crate::config::parse_duration;
 use crate::config::EventLoop as Engine;
 use crate::error::Error;
+use crate::gate::{Figures, Gates};
 use crate::load::{parse_cpus, LoadConfig};
 
 /// Arguments of `okring load`, as typed.
@@ -25,9 +26,30 @@ pub struct LoadArgs {
     /// Load threads, each with its own ring (or epoll) and connections.
     #[arg(long, short = 't', default_value_t = 1)]
     pub threads: usize,
-    /// Length of the measured window (humantime, e.g. 10s, 1m).
-    #[arg(long, short = 'd', default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// Length of the measured window (humantime, e.g. 10s, 1m) [default:
+    /// 10s; with --requests, a cap of 30 days].
+    #[arg(long, short = 'd', value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests sent in the measured window (a
+    /// multiple of --pipeline), instead of after --duration.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub requests: Option<u64>,
+    /// Request method (a token: GET, HEAD, POST, …).
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Extra header field, `Name: value`; repeat for more. A `Host` given
+    /// here replaces the URL's.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body: TEXT, or @FILE for a file's bytes; sent with its
+    /// Content-Length.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub body: Option<String>,
+    /// Fail (exit 3) when a budget is broken, e.g. 'p99>2ms,errors>0.1%,rps<50000'
+    /// (latency pNN, max, mean with ns/us/ms/s; errors as a count or % of
+    /// requests sent; rps).
+    #[arg(long, value_name = "GATES")]
+    pub fail_if: Option<String>,
     /// Warm-up run before the measured window; its samples are discarded.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
@@ -54,7 +76,8 @@ pub struct LoadArgs {
     /// thread, nonblocking sockets).
     #[arg(long, default_value = "uring", value_parser = clap::builder::PossibleValuesParser::new(["uring", "epoll"]).map(|s| s.parse::<Engine>().expect("a listed value")))]
     pub engine: Engine,
-    /// Write configuration, results and histograms as JSON (schema okring.load/1).
+    /// Write configuration, results and histograms as JSON (schema
+    /// okring.load/1); `-` writes it to stdout and the summary to stderr.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write the latency histogram as HdrHistogram percentile text (.hgrm, ms).
@@ -77,7 +100,28 @@ impl LoadArgs {
         let mut cfg = LoadConfig::new(&self.url)?;
         cfg.connections = self.connections;
         cfg.threads = self.threads;
-        cfg.duration = self.duration;
+        cfg.duration = match (self.duration, self.requests) {
+            (Some(d), _) => d,
+            (None, Some(_)) => Duration::from_secs(REQUESTS_CAP_S),
+            (None, None) => Duration::from_secs(10),
+        };
+        cfg.requests = self.requests;
+        cfg.method = self.method.clone();
+        for h in &self.headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| format!("--header {h:?}: write it as 'Name: value'"))?;
+            cfg.headers
+                .push((name.trim().to_string(), value.trim().to_string()));
+        }
+        cfg.body = match self.body.as_deref() {
+            None => None,
+            Some(b) => Some(match b.strip_prefix('@') {
+                Some(path) => std::fs::read(path)
+                    .map_err(|e| format!("--body @{path}: cannot read it: {e}"))?,
+                None => b.as_bytes().to_vec(),
+            }),
+        };
         cfg.warmup = self.warmup;
         cfg.rate = self.rate;
         cfg.pipeline = self.pipeline;
@@ -98,6 +142,9 @@ impl LoadArgs {
     }
 }
 
+/// The measured window's cap with --requests and no --duration, s.
+const REQUESTS_CAP_S: u64 = 30 * 86_400;
+
 fn create(path: &PathBuf) -> Result<BufWriter<File>, String> {
     File::create(path)
         .map(BufWriter::new)
@@ -108,18 +155,31 @@ fn create(path: &PathBuf) -> Result<BufWriter<File>, String> {
 /// write the requested files. Errors are one line naming cause and fix.
 pub fn run(args: &LoadArgs) -> Result<(), Error> {
     let mut cfg = args.resolve().map_err(super::usage)?;
+    let gates = match &args.fail_if {
+        Some(list) => Some(Gates::parse(list).map_err(Error::Usage)?),
+        None => None,
+    };
     if args.hlog.is_none() {
         cfg.interval = None;
     }
+    let json_stdout = args.json.as_deref() == Some(std::path::Path::new("-"));
     // Open output files first so a bad path fails before the run, not after.
     let mut hgrm = args.hgrm.as_ref().map(create).transpose()?;
     let mut hlog = args.hlog.as_ref().map(create).transpose()?;
-    let mut jsonf = args.json.as_ref().map(create).transpose()?;
+    let mut jsonf: Option<Box<dyn Write>> = match &args.json {
+        None => None,
+        Some(_) if json_stdout => Some(Box::new(std::io::stdout().lock())),
+        Some(p) => Some(Box::new(create(p)?)),
+    };
     let result = crate::load::run(&cfg)?;
     for w in &result.warnings {
         eprintln!("okring: warning: {w}");
     }
-    print!("{}", result.summary_text());
+    if json_stdout {
+        eprint!("{}", result.summary_text());
+    } else {
+        print!("{}", result.summary_text());
+    }
     let io_err = |what: &str, e: std::io::Error| format!("cannot write {what}: {e}");
     if let Some(w) = hgrm.as_mut() {
         result
@@ -144,5 +204,13 @@ pub fn run(args: &LoadArgs) -> Result<(), Error> {
             result.errors.total()
         )));
     }
-    Ok(())
+    match gates {
+        Some(g) => g.check(&Figures {
+            latency_ns: &result.latency_ns,
+            sent: result.sent,
+            errors: result.errors.total(),
+            rps: result.requests_per_sec(),
+        }),
+        None => Ok(()),
+    }
 }

@@ -9,7 +9,7 @@
 //! takes, or an [`Error::Usage`] that names the flag and the fix.
 //!
 //! Exit status ([`main`]): 0 ok, 1 the run failed, 2 the arguments were
-//! refused (by clap or by `resolve`).
+//! refused (by clap or by `resolve`), 3 a `--fail-if` budget was broken.
 
 pub mod bench;
 pub mod load;
@@ -23,7 +23,7 @@ use crate::error::Error;
 pub use serve::{ModeArg, ServeArgs, UringTierArg};
 
 /// Printed under every subcommand's `--help`.
-const EXIT_CODES: &str = "Exit status: 0 ok, 1 the run failed, 2 the arguments were refused.";
+const EXIT_CODES: &str = "Exit status: 0 ok, 1 the run failed, 2 the arguments were refused, 3 a --fail-if budget was broken.";
 
 /// okring — a fixed `200 OK` HTTP/1.1 server for measuring what each server
 /// architecture costs, with its own load generator and benchmark harness.

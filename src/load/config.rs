@@ -159,6 +159,15 @@ pub struct LoadConfig {
     pub cpus: Vec<usize>,
     /// Keep a histogram per interval of this length (`LoadResult::intervals`).
     pub interval: Option<Duration>,
+    /// Stop after this many requests sent in the window (a multiple of
+    /// `pipeline`); `duration` is then a cap.
+    pub requests: Option<u64>,
+    /// Request method, a token.
+    pub method: String,
+    /// Extra header fields (name, value); a `Host` replaces the URL's.
+    pub headers: Vec<(String, String)>,
+    /// Request body, sent with its Content-Length.
+    pub body: Option<Vec<u8>>,
     /// Called about every 100 ms from the calling thread with the fraction
     /// (0.0..=1.0) of warm-up + duration elapsed.
     pub progress: Option<Box<dyn Fn(f64) + Send + Sync>>,
@@ -185,6 +194,10 @@ impl LoadConfig {
             engine: Engine::Uring,
             cpus: Vec::new(),
             interval: None,
+            requests: None,
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
             progress: None,
         })
     }
@@ -253,21 +266,72 @@ impl LoadConfig {
         if bad(&self.host_header) {
             return Err("Host header has control characters".into());
         }
+        let token = |s: &str| !s.is_empty() && s.bytes().all(crate::http::syntax::is_tchar);
+        if !token(&self.method) {
+            return Err(format!(
+                "--method {:?}: must be a token, e.g. GET or POST",
+                self.method
+            ));
+        }
+        if self.method == "CONNECT" {
+            return Err("--method CONNECT opens a tunnel, not a request/response exchange".into());
+        }
+        for (name, value) in &self.headers {
+            if !token(name) {
+                return Err(format!("--header {name:?}: the name must be a token"));
+            }
+            if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                return Err(format!("--header {name}: the value has control characters"));
+            }
+            let framing = ["content-length", "transfer-encoding", "connection"];
+            if framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                return Err(format!(
+                    "--header {name}: okring load sets the framing headers itself (use --body, --close, --http1.0)"
+                ));
+            }
+        }
+        if let Some(n) = self.requests {
+            if n == 0 || n % u64::from(self.pipeline) != 0 {
+                return Err(format!(
+                    "--requests {n}: must be a positive multiple of --pipeline {}",
+                    self.pipeline
+                ));
+            }
+        }
         Ok(())
     }
 
     /// The exact bytes of one request.
     pub fn request_bytes(&self) -> Vec<u8> {
         let version = if self.http10 { "1.0" } else { "1.1" };
-        let mut r = format!(
-            "GET {} HTTP/{version}\r\nHost: {}\r\n",
-            self.path, self.host_header
-        );
+        let mut r = format!("{} {} HTTP/{version}\r\n", self.method, self.path);
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            r.push_str(&format!("Host: {}\r\n", self.host_header));
+        }
+        for (name, value) in &self.headers {
+            r.push_str(&format!("{name}: {value}\r\n"));
+        }
         if self.close && !self.http10 {
             r.push_str("Connection: close\r\n");
         }
+        if let Some(b) = &self.body {
+            r.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
         r.push_str("\r\n");
-        r.into_bytes()
+        let mut bytes = r.into_bytes();
+        if let Some(b) = &self.body {
+            bytes.extend_from_slice(b);
+        }
+        bytes
+    }
+
+    /// Whether the requests are HEAD (responses carry no body).
+    pub(crate) fn is_head(&self) -> bool {
+        self.method == "HEAD"
     }
 
     pub(crate) fn mode_text(&self) -> String {

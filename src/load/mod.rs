@@ -100,6 +100,9 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         duration_ns: cfg.duration.as_nanos() as u64,
         timeout_ns: cfg.timeout.as_nanos() as u64,
         interval_ns: cfg.interval.map(|d| (d.as_nanos() as u64).max(1)),
+        requests: cfg.requests,
+        budget_used: AtomicU64::new(0),
+        head: cfg.is_head(),
     });
     let gate = Arc::new(StartGate {
         connected: Barrier::new(cfg.threads + 1),
@@ -198,6 +201,7 @@ fn merge(
     let mut intervals: Vec<(Duration, Duration, Histogram<u64>)> = Vec::new();
     let (mut requests, mut late, mut sends, mut rd, mut wr, mut rc) = (0, 0, 0, 0, 0, 0);
     let (mut sent, mut unfinished, mut interim) = (0, 0, 0);
+    let mut statuses = std::collections::BTreeMap::new();
     let mut measure_start = u64::MAX;
     let mut finished = 0;
     for o in &outs {
@@ -210,6 +214,9 @@ fn merge(
         sent += o.sent;
         unfinished += o.unfinished;
         interim += o.interim;
+        for (&code, &n) in &o.statuses {
+            *statuses.entry(code).or_insert(0) += n;
+        }
         late += o.late_sends;
         sends += o.sends;
         rd += o.bytes_read;
@@ -264,6 +271,7 @@ fn merge(
         sent,
         unfinished,
         interim_responses: interim,
+        statuses,
         elapsed: Duration::from_nanos(elapsed_ns),
         errors,
         latency_ns: latency,

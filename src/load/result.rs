@@ -24,7 +24,8 @@ pub struct ErrorCounts {
     pub read: u64,
     /// Failed sends.
     pub write: u64,
-    /// Responses with a status other than 200 (also counted in `requests`).
+    /// Responses with a status outside 200–399 (also counted in
+    /// `requests`; wrk's rule).
     pub status: u64,
     /// Requests unanswered after `timeout` (each also a latency sample).
     pub timeout: u64,
@@ -84,6 +85,8 @@ pub struct LoadResult {
     /// Interim (1xx) responses received before final ones (RFC 9110
     /// §15.2); skipped, not counted in `requests`.
     pub interim_responses: u64,
+    /// Final responses by status code.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
     /// From the start of the measured window until its last outstanding
     /// response arrived or timed out (≥ the configured duration).
     pub elapsed: Duration,
@@ -185,6 +188,14 @@ impl LoadResult {
             "  Sent {} = {} answered + {} timed out + {} unanswered + {} unfinished\n",
             self.sent, self.requests, e.timeout, e.unanswered, self.unfinished
         );
+        let codes: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        if !codes.is_empty() {
+            s += &format!("  Status codes: {}\n", codes.join(", "));
+        }
         if self.interim_responses > 0 {
             s += &format!(
                 "  Interim (1xx) responses skipped: {}\n",
@@ -231,6 +242,7 @@ impl LoadResult {
                 "sent": self.sent,
                 "unfinished": self.unfinished,
                 "interim_responses": self.interim_responses,
+                "statuses": self.statuses.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
                 "elapsed_s": self.elapsed.as_secs_f64(),
                 "requests_per_sec": self.requests_per_sec(),
                 "bytes_read": self.bytes_read,

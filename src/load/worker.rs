@@ -31,6 +31,8 @@ use crate::sys::net::{self as os, RawAddr};
 /// Receive buffer per connection, bytes. A response head must fit in it;
 /// bodies stream through it and are counted, not kept.
 pub(crate) const RECV_BUF_LEN: usize = 16 * 1024;
+/// Longest response head accepted, bytes.
+const RESPONSE_HEAD_MAX_BYTES: usize = 16 * 1024;
 /// Wait before reconnecting after a failed connect, ns (keeps a refused
 /// connection from spinning a core).
 const RECONNECT_BACKOFF_NS: u64 = 10_000_000;
@@ -167,6 +169,13 @@ pub(crate) struct Plan {
     pub duration_ns: u64,
     pub timeout_ns: u64,
     pub interval_ns: Option<u64>,
+    /// `--requests`: stop once this many are sent in the window.
+    pub requests: Option<u64>,
+    /// Requests of the window sent so far, over every thread (counts
+    /// against `requests`).
+    pub budget_used: AtomicU64,
+    /// The requests are HEAD: responses have no body.
+    pub head: bool,
 }
 
 /// The run's shared start: every thread connects, then all start at `t0`.
@@ -185,6 +194,8 @@ pub(crate) struct ThreadOut {
     pub unfinished: u64,
     /// Interim (1xx) responses skipped before final ones, in the window.
     pub interim: u64,
+    /// Final responses by status code, in the window.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
     pub errors: ErrorCounts,
     pub latency: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
@@ -208,6 +219,7 @@ impl ThreadOut {
             sent: 0,
             unfinished: 0,
             interim: 0,
+            statuses: Default::default(),
             errors: ErrorCounts::default(),
             latency: new_histogram(),
             uncorrected: new_histogram(),
@@ -277,7 +289,8 @@ impl Stats {
             return;
         }
         self.out.requests += 1;
-        if !c.cur_ok {
+        *self.out.statuses.entry(c.cur_status).or_default() += 1;
+        if !(200..400).contains(&c.cur_status) {
             self.out.errors.status += 1;
         }
         self.sample(now, c, 1);
@@ -326,8 +339,8 @@ struct Conn {
     rd_end: u32,
     /// Response framing (heads, 1xx, Content-Length, chunked, close-delimited).
     rf: ResponseFramer,
-    /// The response being recorded answered 200.
-    cur_ok: bool,
+    /// Status code of the response being recorded.
+    cur_status: u16,
 }
 
 /// Where a connection is in its life. Transitions:
@@ -412,6 +425,7 @@ impl<'p> Core<'p> {
             .map(|i| Conn {
                 fd: -1,
                 global: (first_global + i) as u64,
+                rf: ResponseFramer::new(RESPONSE_HEAD_MAX_BYTES, plan.head),
                 ..Conn::default()
             })
             .collect();
@@ -703,6 +717,17 @@ impl<'p> Core<'p> {
     }
 
     fn send_batch<I: Io>(&mut self, io: &mut I, slot: u32, now: u64, intended: u64) {
+        if let (Some(n), true) = (self.plan.requests, self.stats.on(now)) {
+            let p = u64::from(self.plan.pipeline);
+            // n is a multiple of p: a batch that starts below n ends at or under it.
+            if self.plan.budget_used.fetch_add(p, Ordering::Relaxed) >= n {
+                // Every request is sent: end the window here, drain the rest.
+                self.end = self.end.min(now);
+                let drain = now + self.plan.timeout_ns + 2 * self.scan_step;
+                self.drain_deadline = self.drain_deadline.min(drain);
+                return;
+            }
+        }
         let c = &mut self.conns[slot as usize];
         c.state = ConnState::Busy;
         c.outstanding = self.plan.pipeline;
@@ -791,7 +816,7 @@ impl<'p> Core<'p> {
                 // A body delimited by the close ends here (RFC 9112 §6.3 item 8).
                 match c.rf.on_eof() {
                     Ok(Some(r)) if c.outstanding > 0 => {
-                        c.cur_ok = r.status == 200;
+                        c.cur_status = r.status;
                         self.stats.response(now, c);
                         c.outstanding -= 1;
                     }
@@ -885,7 +910,7 @@ fn feed(
         if c.outstanding == 0 {
             return false;
         }
-        c.cur_ok = r.status == 200;
+        c.cur_status = r.status;
         complete(c, stats, now, r.close);
     }
     if pos == 0 && end == buf.len() {
