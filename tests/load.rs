@@ -594,3 +594,43 @@ fn cli_requests_methods_bodies_json_stdout_and_gates() {
     assert_eq!(common::counter(&stderr, "requests"), Some(2800), "{stderr}");
     assert_eq!(common::counter(&stderr, "responses_400"), None, "{stderr}");
 }
+
+/// `--interval D` prints one line per completed interval on stderr during
+/// the run, each with a rate and percentiles; without it, none.
+#[test]
+fn cli_interval_prints_live_lines() {
+    let srv = server(Behaviour::Ok);
+    let url = format!("http://{}/", srv.addr);
+    let run_cli = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_okring"))
+            .args([
+                "load", &url, "-c", "4", "-t", "2", "-d", "1s", "--warmup", "0s",
+            ])
+            .args(extra)
+            .output()
+            .expect("okring load");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run_cli(&["--interval", "200ms"]);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("okring load: ["))
+        .collect();
+    assert!((4..=5).contains(&lines.len()), "{err}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            l.contains(&format!("[{:>6.1}s]", 0.2 * (i + 1) as f64)),
+            "{l}"
+        );
+        assert!(
+            l.contains(" req/s  p50 ") && l.contains("  errors 0  late 0"),
+            "{l}"
+        );
+    }
+    assert!(!run_cli(&[]).contains("okring load: ["));
+}

@@ -86,9 +86,11 @@ pub struct LoadArgs {
     /// Write an HdrHistogram interval log (.hlog) with one histogram per --interval.
     #[arg(long, value_name = "FILE")]
     pub hlog: Option<PathBuf>,
-    /// Length of each interval of --hlog.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub interval: Duration,
+    /// Print one line per interval during the run on stderr (req/s, p50,
+    /// p99, max, errors, late sends); also the length of each --hlog
+    /// interval [default for --hlog: 1s; no live lines unless given].
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// Pin load thread i to the (i mod n)-th CPU of this list, e.g. 0,2-3.
     #[arg(long, value_name = "LIST")]
     pub cpus: Option<String>,
@@ -133,10 +135,11 @@ impl LoadArgs {
             Some(list) => parse_cpus(list).map_err(|e| format!("--cpus: {e}"))?,
             None => Vec::new(),
         };
-        cfg.interval = Some(self.interval);
+        let interval = self.interval.unwrap_or(Duration::from_secs(1));
+        cfg.interval = Some(interval);
         cfg.validate()?;
-        if self.hlog.is_some() && self.interval.is_zero() {
-            return Err("--hlog needs a non-zero --interval".into());
+        if interval.is_zero() {
+            return Err("--interval must be above zero".into());
         }
         Ok(cfg)
     }
@@ -159,8 +162,13 @@ pub fn run(args: &LoadArgs) -> Result<(), Error> {
         Some(list) => Some(Gates::parse(list).map_err(Error::Usage)?),
         None => None,
     };
-    if args.hlog.is_none() {
+    if args.hlog.is_none() && args.interval.is_none() {
         cfg.interval = None;
+    }
+    if args.interval.is_some() {
+        cfg.on_interval = Some(Box::new(|line: &crate::load::IntervalLine| {
+            crate::say!("okring load: {}", line.text());
+        }));
     }
     let json_stdout = args.json.as_deref() == Some(std::path::Path::new("-"));
     // Open output files first so a bad path fails before the run, not after.

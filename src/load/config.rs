@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use super::result::IntervalLine;
 use crate::config::EventLoop as Engine;
 
 /// Most load threads accepted.
@@ -168,6 +169,9 @@ pub struct LoadConfig {
     pub headers: Vec<(String, String)>,
     /// Request body, sent with its Content-Length.
     pub body: Option<Vec<u8>>,
+    /// Called from the calling thread with each interval (of `interval`)
+    /// as soon as every load thread has completed it: live output.
+    pub on_interval: Option<Box<dyn Fn(&IntervalLine) + Send + Sync>>,
     /// Called about every 100 ms from the calling thread with the fraction
     /// (0.0..=1.0) of warm-up + duration elapsed.
     pub progress: Option<Box<dyn Fn(f64) + Send + Sync>>,
@@ -198,6 +202,7 @@ impl LoadConfig {
             method: "GET".into(),
             headers: Vec::new(),
             body: None,
+            on_interval: None,
             progress: None,
         })
     }

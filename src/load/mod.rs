@@ -44,7 +44,7 @@ use worker::{Core, Plan, StartGate, ThreadOut};
 /// instance per thread, nonblocking sockets.
 pub use crate::config::EventLoop as Engine;
 pub use config::{parse_cpus, parse_url, LoadConfig, Target};
-pub use result::{ErrorCounts, LoadResult, LATE_SEND_THRESHOLD_NS};
+pub use result::{ErrorCounts, IntervalLine, LoadResult, LATE_SEND_THRESHOLD_NS};
 
 /// How often `run` reports progress, ms.
 const PROGRESS_EVERY_MS: u64 = 100;
@@ -89,6 +89,13 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         )
     })?;
 
+    let (live_tx, live_rx) = match (&cfg.on_interval, cfg.interval) {
+        (Some(_), Some(_)) => {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
     let plan = Arc::new(Plan {
         addr: cfg.addr,
         request: cfg.request_bytes(),
@@ -103,6 +110,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         requests: cfg.requests,
         budget_used: AtomicU64::new(0),
         head: cfg.is_head(),
+        live: live_tx,
     });
     let gate = Arc::new(StartGate {
         connected: Barrier::new(cfg.threads + 1),
@@ -128,11 +136,18 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
     gate.go.wait();
 
     let total_ns = (plan.warmup_ns + plan.duration_ns).max(1);
+    let mut live = LiveMerge::default();
     while !handles.iter().all(|h| h.is_finished()) {
         if let Some(p) = &cfg.progress {
             p(((os::now_ns() - t0) as f64 / total_ns as f64).min(1.0));
         }
+        if let (Some(rx), Some(f)) = (&live_rx, &cfg.on_interval) {
+            live.drain(rx, cfg.threads, f.as_ref());
+        }
         std::thread::sleep(Duration::from_millis(PROGRESS_EVERY_MS));
+    }
+    if let (Some(rx), Some(f)) = (&live_rx, &cfg.on_interval) {
+        live.drain(rx, cfg.threads, f.as_ref());
     }
     let mut outs = Vec::with_capacity(handles.len());
     for h in handles {
@@ -146,6 +161,59 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         p(1.0);
     }
     Ok(result)
+}
+
+/// Intervals reported by the load threads, merged until every thread has
+/// reported one; then it is handed on, in order.
+#[derive(Default)]
+struct LiveMerge {
+    /// By interval index: (threads reported, merged report).
+    pending: std::collections::BTreeMap<usize, (usize, worker::IntervalReport)>,
+    next: usize,
+    /// Errors and late sends up to the last interval handed on.
+    errors_before: u64,
+    late_before: u64,
+}
+
+impl LiveMerge {
+    fn drain(
+        &mut self,
+        rx: &crossbeam_channel::Receiver<worker::IntervalReport>,
+        threads: usize,
+        f: &(dyn Fn(&IntervalLine) + Send + Sync),
+    ) {
+        while let Ok(r) = rx.try_recv() {
+            match self.pending.get_mut(&r.index) {
+                Some((n, m)) => {
+                    *n += 1;
+                    // Cannot fail: every histogram has the same bounds.
+                    let _ = m.hist.add(&r.hist);
+                    m.errors_total += r.errors_total;
+                    m.late_total += r.late_total;
+                }
+                None => {
+                    self.pending.insert(r.index, (1, r));
+                }
+            }
+        }
+        while self
+            .pending
+            .get(&self.next)
+            .is_some_and(|(n, _)| *n == threads)
+        {
+            let (_, m) = self.pending.remove(&self.next).expect("present");
+            f(&IntervalLine {
+                start: Duration::from_nanos(m.start_ns),
+                len: Duration::from_nanos(m.len_ns),
+                latency_ns: m.hist,
+                errors: m.errors_total.saturating_sub(self.errors_before),
+                late_sends: m.late_total.saturating_sub(self.late_before),
+            });
+            self.errors_before = m.errors_total;
+            self.late_before = m.late_total;
+            self.next += 1;
+        }
+    }
 }
 
 fn thread_main(

@@ -176,6 +176,22 @@ pub(crate) struct Plan {
     pub budget_used: AtomicU64,
     /// The requests are HEAD: responses have no body.
     pub head: bool,
+    /// Where each thread reports every interval it completes (live output).
+    pub live: Option<crossbeam_channel::Sender<IntervalReport>>,
+}
+
+/// One thread's completed interval, for live output.
+pub(crate) struct IntervalReport {
+    /// Interval number from the window's start (0-based).
+    pub index: usize,
+    /// Start (from the window's start) and length, ns.
+    pub start_ns: u64,
+    pub len_ns: u64,
+    /// Latency samples of the interval, ns.
+    pub hist: Histogram<u64>,
+    /// The thread's errors and late sends so far (cumulative).
+    pub errors_total: u64,
+    pub late_total: u64,
 }
 
 /// The run's shared start: every thread connects, then all start at `t0`.
@@ -243,6 +259,7 @@ struct Stats {
     measure_start: u64,
     interval_ns: u64,
     next_interval: u64,
+    live: Option<crossbeam_channel::Sender<IntervalReport>>,
     interval_h: Histogram<u64>,
     out: ThreadOut,
 }
@@ -259,6 +276,17 @@ impl Stats {
             let start = self.next_interval - self.interval_ns - self.out.measure_start_ns;
             let h = self.interval_h.clone();
             self.interval_h.reset();
+            if let Some(tx) = &self.live {
+                // The run's reader may have gone (it returned): nothing to do.
+                let _ = tx.send(IntervalReport {
+                    index: self.out.intervals.len(),
+                    start_ns: start,
+                    len_ns: self.interval_ns,
+                    hist: h.clone(),
+                    errors_total: self.out.errors.total(),
+                    late_total: self.out.late_sends,
+                });
+            }
             self.out.intervals.push((start, self.interval_ns, h));
             self.next_interval += self.interval_ns;
         }
@@ -448,6 +476,7 @@ impl<'p> Core<'p> {
                 open,
                 measure_start: u64::MAX,
                 interval_ns: plan.interval_ns.unwrap_or(0),
+                live: plan.live.clone(),
                 next_interval: u64::MAX,
                 interval_h: new_histogram(),
                 out: ThreadOut::empty(),
