@@ -128,6 +128,9 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     })
 }
 
+/// The live-output callback of [`LoadConfig::on_interval`].
+pub type OnInterval = Box<dyn Fn(&IntervalLine) + Send + Sync>;
+
 /// Configuration of one load run (validated by [`run`]).
 pub struct LoadConfig {
     /// The URL as given, for reports.
@@ -171,7 +174,7 @@ pub struct LoadConfig {
     pub body: Option<Vec<u8>>,
     /// Called from the calling thread with each interval (of `interval`)
     /// as soon as every load thread has completed it: live output.
-    pub on_interval: Option<Box<dyn Fn(&IntervalLine) + Send + Sync>>,
+    pub on_interval: Option<OnInterval>,
     /// Called about every 100 ms from the calling thread with the fraction
     /// (0.0..=1.0) of warm-up + duration elapsed.
     pub progress: Option<Box<dyn Fn(f64) + Send + Sync>>,
