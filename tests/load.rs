@@ -55,7 +55,13 @@ struct TestServer {
 }
 
 fn server(b: Behaviour) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    server_on(
+        TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"),
+        b,
+    )
+}
+
+fn server_on(listener: TcpListener, b: Behaviour) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let served = Arc::new(AtomicU64::new(0));
     let seen = Arc::new(AtomicU64::new(0));
@@ -445,7 +451,8 @@ fn cli_rejects_bad_input_with_one_line() {
     let url = format!("http://{}/", srv.addr);
     let cases: Vec<Vec<String>> = vec![
         vec!["https://127.0.0.1:1/".into()],
-        vec!["http://example.com/".into()],
+        // `.invalid` never resolves (RFC 6761 §6.4).
+        vec!["http://nosuch.invalid/".into()],
         vec!["ftp://127.0.0.1/".into()],
         vec!["http://127.0.0.1:99999/".into()],
         vec![
@@ -633,4 +640,74 @@ fn cli_interval_prints_live_lines() {
         );
     }
     assert!(!run_cli(&[]).contains("okring load: ["));
+}
+
+/// Targets by name: `localhost` resolves (every address is tried, the ones
+/// that refuse are left out with a notice), an IPv6 literal works, and
+/// `--connect-to` sends to a given address with the URL's Host and path.
+#[test]
+fn names_ipv6_literals_and_connect_to() {
+    let t = okring::load::parse_url("http://Server.Example:8080/a/b?c=d#frag").unwrap();
+    assert_eq!(
+        (
+            t.host.as_str(),
+            t.port,
+            t.host_header.as_str(),
+            t.path.as_str()
+        ),
+        ("server.example", 8080, "server.example:8080", "/a/b?c=d")
+    );
+    let t = okring::load::parse_url("http://[::1]/").unwrap();
+    assert_eq!(
+        (t.host.as_str(), t.port, t.host_header.as_str()),
+        ("::1", 80, "[::1]")
+    );
+
+    let srv = server(Behaviour::Ok);
+    let port = srv.addr.port();
+    let mut cfg = config(srv.addr, 2, 200);
+    let by_name =
+        LoadConfig::new(&format!("http://localhost:{port}/")).expect("localhost resolves");
+    assert!(by_name.addrs.contains(&srv.addr), "{:?}", by_name.addrs);
+    cfg.addrs = by_name.addrs.clone();
+    cfg.host_header = by_name.host_header;
+    let r = run(&cfg).expect("run by name");
+    assert!(r.requests > 10 && r.errors.total() == 0, "{r:?}");
+    if by_name.addrs.len() > 1 {
+        assert!(
+            r.warnings.iter().any(|w| w.starts_with("not using ")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_okring"))
+        .args([
+            "load",
+            "http://server.invalid:8080/p",
+            "--connect-to",
+            &srv.addr.to_string(),
+        ])
+        .args(["-n", "100", "-c", "2", "--warmup", "0s"])
+        .output()
+        .expect("okring load");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Sent 100 = 100 answered"));
+
+    match TcpListener::bind("[::1]:0") {
+        Ok(l) => {
+            let v6 = server_on(l, Behaviour::Ok);
+            let r = run(&config(v6.addr, 2, 200)).expect("run over IPv6");
+            assert!(r.requests > 10 && r.errors.total() == 0, "{r:?}");
+            assert_eq!(r.requests, v6.served.load(Ordering::SeqCst));
+        }
+        Err(e) => {
+            common::skip(&format!("no IPv6 loopback here: {e}"));
+        }
+    }
 }

@@ -18,8 +18,14 @@ use crate::load::{parse_cpus, LoadConfig};
 /// Arguments of `okring load`, as typed.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
-    /// Target URL: http://HOST:PORT/PATH with HOST an IPv4 literal, [IPv6] literal or localhost.
+    /// Target URL: http://HOST[:PORT][/PATH]; HOST a name (every address it
+    /// resolves to is tried; threads spread over those that answer), an IPv4
+    /// literal or an [IPv6] literal.
     pub url: String,
+    /// Connect here (IP:PORT, repeatable) instead of resolving the URL's
+    /// host; Host header and path still come from the URL.
+    #[arg(long, value_name = "IP:PORT")]
+    pub connect_to: Vec<std::net::SocketAddr>,
     /// Connections kept open, spread over the threads.
     #[arg(long, short = 'c', default_value_t = 64)]
     pub connections: usize,
@@ -99,7 +105,11 @@ pub struct LoadArgs {
 impl LoadArgs {
     /// Resolve into a [`LoadConfig`]; errors are one line naming the fix.
     pub fn resolve(&self) -> Result<LoadConfig, String> {
-        let mut cfg = LoadConfig::new(&self.url)?;
+        let mut cfg = if self.connect_to.is_empty() {
+            LoadConfig::new(&self.url)?
+        } else {
+            LoadConfig::with_addrs(&self.url, self.connect_to.clone())?
+        };
         cfg.connections = self.connections;
         cfg.threads = self.threads;
         cfg.duration = match (self.duration, self.requests) {

@@ -3,7 +3,7 @@
 //! run takes ([`LoadConfig`]). The arguments as typed are
 //! `crate::cli::load::LoadArgs`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::result::IntervalLine;
@@ -46,84 +46,95 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
 /// A parsed target URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub addr: SocketAddr,
-    /// Value of the `Host` header: the URL's authority as written.
+    /// The host as it is looked up: a name, an IPv4 literal, or an IPv6
+    /// literal without brackets.
+    pub host: String,
+    pub port: u16,
+    /// Value of the `Host` header: the URL's host and, if given, port.
     pub host_header: String,
     /// Request target (origin form), starting with `/`.
     pub path: String,
 }
 
-/// Parse `http://HOST[:PORT][/PATH]` (RFC 9110 §4.2.1); HOST is an IPv4
-/// literal, a bracketed IPv6 literal, or `localhost` (127.0.0.1). PORT
-/// defaults to 80, PATH to `/`. Errors are one line naming the fix.
-pub fn parse_url(url: &str) -> Result<Target, String> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        if url.starts_with("https://") {
+impl Target {
+    /// Every address `host:port` resolves to (getaddrinfo(3), through
+    /// std's `ToSocketAddrs`), in the resolver's order, duplicates
+    /// dropped. Errors name the host and the resolver's cause.
+    pub fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
+        let found = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                format!(
+                    "cannot resolve {}: {e}; check the name, or give --connect-to IP:PORT",
+                    self.host
+                )
+            })?;
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for a in found {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+        if addrs.is_empty() {
             return Err(format!(
-                "{url}: https is not supported (okring load speaks plain HTTP/1.1); use http://"
+                "{} resolves to no address; give --connect-to IP:PORT",
+                self.host
             ));
         }
-        return Err(format!(
-            "{url}: not an http:// URL; write e.g. http://127.0.0.1:8080/"
-        ));
-    };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let path = path.split('#').next().unwrap_or("/");
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_string()
-    };
-    if authority.contains('@') {
+        Ok(addrs)
+    }
+}
+
+/// Parse `http://HOST[:PORT][/PATH][?QUERY]` (RFC 9110 §4.2.1) with the
+/// `url` crate; HOST is a name, an IPv4 literal or a bracketed IPv6
+/// literal. PORT defaults to 80, PATH to `/`; a fragment is dropped.
+/// Errors are one line naming the fix: another scheme, user info, no host,
+/// a bad port.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let u = url::Url::parse(url)
+        .map_err(|e| format!("{url}: not a URL ({e}); write e.g. http://127.0.0.1:8080/"))?;
+    match u.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "{url}: https is not supported (okring load speaks plain HTTP/1.1); use http://"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "{url}: not an http:// URL; write e.g. http://127.0.0.1:8080/"
+            ))
+        }
+    }
+    if !u.username().is_empty() || u.password().is_some() {
         return Err(format!(
             "{url}: user info is not supported; remove the user@ part"
         ));
     }
-    let bad_host = || {
-        format!(
-            "{url}: host must be an IPv4 literal, [IPv6] literal or localhost \
-             (no DNS); write e.g. http://127.0.0.1:8080/"
-        )
+    let host = match u.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{url}: no host; write e.g. http://127.0.0.1:8080/")),
     };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (ip, after) = v6.split_once(']').ok_or_else(bad_host)?;
-        let ip: IpAddr = ip.parse().map_err(|_| bad_host())?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(bad_host)?),
-        };
-        (ip, port)
-    } else {
-        let (h, p) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        let ip = if h.eq_ignore_ascii_case("localhost") {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            IpAddr::V4(h.parse().map_err(|_| bad_host())?)
-        };
-        (ip, p)
+    let port = u.port_or_known_default().unwrap_or(80);
+    if port == 0 {
+        return Err(format!("{url}: port must be 1..65535"));
+    }
+    let host_str = u.host_str().unwrap_or_default();
+    let host_header = match u.port() {
+        Some(p) => format!("{host_str}:{p}"),
+        None => host_str.to_string(),
     };
-    let port = match port {
-        None => 80,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("{url}: port must be 1..65535"))?,
-    };
-    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!(
-            "{url}: the path contains spaces or control characters; percent-encode them"
-        ));
+    let mut path = u.path().to_string();
+    if let Some(q) = u.query() {
+        path.push('?');
+        path.push_str(q);
     }
     Ok(Target {
-        addr: SocketAddr::new(host, port),
-        host_header: authority.to_string(),
+        host,
+        port,
+        host_header,
         path,
     })
 }
@@ -135,7 +146,10 @@ pub type OnInterval = Box<dyn Fn(&IntervalLine) + Send + Sync>;
 pub struct LoadConfig {
     /// The URL as given, for reports.
     pub url: String,
-    pub addr: SocketAddr,
+    /// Where the connections go: every address the URL's host resolved to
+    /// (or `--connect-to`). The run keeps those that accept a first
+    /// connection and spreads its threads over them (thread i → i mod n).
+    pub addrs: Vec<SocketAddr>,
     /// `Host` header value.
     pub host_header: String,
     /// Request target, starting with `/`.
@@ -181,12 +195,23 @@ pub struct LoadConfig {
 }
 
 impl LoadConfig {
-    /// A closed-loop configuration for `url` with the CLI's defaults.
+    /// A closed-loop configuration for `url` with the CLI's defaults, its
+    /// host resolved. Errors: the URL's, or the resolver's.
     pub fn new(url: &str) -> Result<LoadConfig, String> {
+        let addrs = parse_url(url)?.resolve()?;
+        LoadConfig::with_addrs(url, addrs)
+    }
+
+    /// As [`new`](Self::new), connecting to `addrs` instead of resolving
+    /// the URL's host (`--connect-to`); the URL still gives Host and path.
+    pub fn with_addrs(url: &str, addrs: Vec<SocketAddr>) -> Result<LoadConfig, String> {
         let t = parse_url(url)?;
+        if addrs.is_empty() {
+            return Err("no address to connect to".into());
+        }
         Ok(LoadConfig {
             url: url.to_string(),
-            addr: t.addr,
+            addrs,
             host_header: t.host_header,
             path: t.path,
             connections: 64,

@@ -16,8 +16,8 @@
 //!   (1xx interim responses, Content-Length, chunked, close-delimited);
 //!   sockets and the clock are [`crate::sys::net`].
 //!
-//! It does not speak TLS, HTTP/2 or redirects, and sends only to the
-//! address given (no DNS beyond `localhost`).
+//! It does not speak TLS, HTTP/2 or redirects. A host name is resolved
+//! once, at start (every address; `--connect-to` overrides).
 
 mod config;
 mod epoll;
@@ -82,12 +82,28 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
             engine = Engine::Epoll;
         }
     }
-    TcpStream::connect_timeout(&cfg.addr, cfg.timeout).map_err(|e| {
-        format!(
-            "cannot connect to {}: {e}; is the server running and listening there?",
-            cfg.addr
-        )
-    })?;
+    // Keep the addresses that accept a first connection (a name may
+    // resolve to ::1 and 127.0.0.1 with the server on only one).
+    let mut reachable = Vec::new();
+    let mut refused = Vec::new();
+    for &a in &cfg.addrs {
+        match TcpStream::connect_timeout(&a, cfg.timeout) {
+            Ok(_) => reachable.push(a),
+            Err(e) => refused.push(format!("{a}: {e}")),
+        }
+    }
+    if reachable.is_empty() {
+        return Err(Error::Failed(format!(
+            "cannot connect to {}; is the server running and listening there?",
+            refused.join("; ")
+        )));
+    }
+    if !refused.is_empty() {
+        warnings.push(format!(
+            "not using {} (the first connection failed)",
+            refused.join("; ")
+        ));
+    }
 
     let (live_tx, live_rx) = match (&cfg.on_interval, cfg.interval) {
         (Some(_), Some(_)) => {
@@ -97,7 +113,6 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         _ => (None, None),
     };
     let plan = Arc::new(Plan {
-        addr: cfg.addr,
         request: cfg.request_bytes(),
         pipeline: cfg.pipeline,
         close_each: cfg.close || cfg.http10,
@@ -123,9 +138,10 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         let n = cfg.connections / cfg.threads + usize::from(i < cfg.connections % cfg.threads);
         let cpu = (!cfg.cpus.is_empty()).then(|| cfg.cpus[i % cfg.cpus.len()]);
         let (plan, gate) = (plan.clone(), gate.clone());
+        let addr = reachable[i % reachable.len()];
         let h = std::thread::Builder::new()
             .name(format!("okring-load-{i}"))
-            .spawn(move || thread_main(&plan, &gate, first, n, cpu, engine))
+            .spawn(move || thread_main(&plan, &gate, addr, first, n, cpu, engine))
             .map_err(|e| format!("cannot start load thread: {e}"))?;
         handles.push(h);
         first += n;
@@ -219,18 +235,19 @@ impl LiveMerge {
 fn thread_main(
     plan: &Plan,
     gate: &StartGate,
+    addr: SocketAddr,
     first: usize,
     conns: usize,
     cpu: Option<usize>,
     engine: Engine,
 ) -> Result<ThreadOut, String> {
-    let addr = os::RawAddr::new(plan.addr);
+    let raw = os::RawAddr::new(addr);
     let pinned = cpu.map_or(Ok(()), |c| {
         crate::sys::pin_current_thread(c).map_err(|e| {
             format!("--cpus: cannot pin to CPU {c}: {e}; pick CPUs this process may use (see taskset -p $$)")
         })
     });
-    let mut core = Core::new(plan, first, conns);
+    let mut core = Core::new(plan, addr, first, conns);
     let fail = |e: String| {
         gate.connected.wait();
         gate.go.wait();
@@ -241,13 +258,13 @@ fn thread_main(
     }
     match engine {
         Engine::Uring => {
-            match uring::Uring::new(conns, addr, worker::OpBufs::new(plan.batch(), conns)) {
+            match uring::Uring::new(conns, raw, worker::OpBufs::new(plan.batch(), conns)) {
                 Ok(mut io) => core.drive(&mut io, gate),
                 Err(e) => fail(format!("io_uring setup failed in a load thread: {e}")),
             }
         }
         Engine::Epoll => {
-            match epoll::Epoll::new(conns, addr, worker::OpBufs::new(plan.batch(), conns)) {
+            match epoll::Epoll::new(conns, raw, worker::OpBufs::new(plan.batch(), conns)) {
                 Ok(mut io) => core.drive(&mut io, gate),
                 Err(e) => fail(format!("epoll_create1 failed: {e}")),
             }

@@ -264,7 +264,7 @@ impl LoadResult {
             "schema": "okring.load/1",
             "config": {
                 "url": cfg.url,
-                "addr": cfg.addr.to_string(),
+                "addrs": cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "connections": cfg.connections,
                 "threads": cfg.threads,
                 "duration_s": cfg.duration.as_secs_f64(),

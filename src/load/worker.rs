@@ -156,7 +156,6 @@ impl Plan {
 
 /// What every load thread shares (read-only).
 pub(crate) struct Plan {
-    pub addr: SocketAddr,
     /// One request, exact bytes.
     pub request: Vec<u8>,
     pub pipeline: u32,
@@ -448,7 +447,12 @@ pub(crate) struct Core<'p> {
 
 impl<'p> Core<'p> {
     /// Slots `0..connections` are global connections `first_global..`.
-    pub(crate) fn new(plan: &'p Plan, first_global: usize, connections: usize) -> Self {
+    pub(crate) fn new(
+        plan: &'p Plan,
+        addr: SocketAddr,
+        first_global: usize,
+        connections: usize,
+    ) -> Self {
         let conns = (0..connections)
             .map(|i| Conn {
                 fd: -1,
@@ -460,7 +464,7 @@ impl<'p> Core<'p> {
         let open = plan.rate.is_some();
         Core {
             plan,
-            addr: RawAddr::new(plan.addr),
+            addr: RawAddr::new(addr),
             conns,
             batch_len: plan.batch().len(),
             phase: Phase::Setup,
