@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::result::IntervalLine;
+use super::live::IntervalLine;
 use crate::config::EventLoop as Engine;
 
 /// Most load threads accepted.

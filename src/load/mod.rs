@@ -9,7 +9,7 @@
 //!   arguments and the front door that writes files are `crate::cli::load`);
 //! - this file: the run (threads, start gate, merge);
 //! - `result.rs`: the result and its text / `.hgrm` / `.hlog` / JSON
-//!   renderings;
+//!   renderings; `live.rs`: the per-interval lines of live output;
 //! - `worker.rs`: one thread's connections, schedule and recorders;
 //! - `uring.rs`, `epoll.rs`: the two I/O engines behind one trait;
 //! - responses are framed by [`crate::http::response::ResponseFramer`]
@@ -21,6 +21,7 @@
 
 mod config;
 mod epoll;
+mod live;
 mod result;
 mod uring;
 mod worker;
@@ -44,7 +45,8 @@ use worker::{Core, Plan, StartGate, ThreadOut};
 /// instance per thread, nonblocking sockets.
 pub use crate::config::EventLoop as Engine;
 pub use config::{parse_cpus, parse_url, LoadConfig, Target};
-pub use result::{ErrorCounts, IntervalLine, LoadResult, LATE_SEND_THRESHOLD_NS};
+pub use live::IntervalLine;
+pub use result::{ErrorCounts, LoadResult, LATE_SEND_THRESHOLD_NS};
 
 /// How often `run` reports progress, ms.
 const PROGRESS_EVERY_MS: u64 = 100;
