@@ -14,6 +14,10 @@ use crate::config::{
 };
 use crate::http::Limits;
 
+/// Longest provided buffer accepted, bytes (1 MiB: a worker holds
+/// `--uring-bufs` of them).
+const URING_MAX_BUF_LEN: u32 = 1 << 20;
+
 /// Server architecture (see docs/architecture.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -125,7 +129,7 @@ pub struct ServeArgs {
     pub uring_cq_entries: u32,
     /// Provided buffers per worker's buffer ring (a power of two, ≤ 32768).
     #[arg(long, default_value_t = 1024)]
-    pub uring_bufs: u16,
+    pub uring_bufs: u32,
     /// Length of each provided buffer, bytes.
     #[arg(long, default_value_t = 4096)]
     pub uring_buf_len: u32,
@@ -173,9 +177,9 @@ impl ServeArgs {
                 self.uring_bufs
             ));
         }
-        if self.uring_buf_len < 64 {
+        if !(64..=URING_MAX_BUF_LEN).contains(&self.uring_buf_len) {
             return Err(format!(
-                "--uring-buf-len {}: must be at least 64 bytes",
+                "--uring-buf-len {}: must be between 64 and {URING_MAX_BUF_LEN} bytes (each worker allocates --uring-bufs of them)",
                 self.uring_buf_len
             ));
         }
@@ -249,7 +253,8 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
             },
             uring_cq_entries: self.uring_cq_entries.next_power_of_two(),
-            uring_bufs: self.uring_bufs,
+            // Checked above: a power of two ≤ 32768 fits a u16.
+            uring_bufs: self.uring_bufs as u16,
             uring_buf_len: self.uring_buf_len,
             uring_tier: match self.uring_tier {
                 UringTierArg::Auto => UringTier::Auto,
@@ -301,6 +306,9 @@ mod tests {
                 "--uring-bufs 1000: must be a power of two",
             ),
             (&["--uring-buf-len", "8"], "--uring-buf-len 8"),
+            (&["--uring-bufs", "65536"], "between 1 and 32768"),
+            (&["--uring-buf-len", "4294967295"], "between 64 and 1048576"),
+            (&["--uring-bufs", "100000"], "between 1 and 32768"),
             (&["--uring-cq-entries", "4"], "--uring-cq-entries 4"),
             (&["--uring-cq-entries", "131072"], "IORING_MAX_CQ_ENTRIES"),
             (&["--max-conns", "0"], "--max-conns 0"),
