@@ -143,7 +143,7 @@ fn main() {
             open.push(s);
         }
         ask_all(&mut open[first..], first, &mut buf, "");
-        if open.len() % PROGRESS_EVERY == 0 && open.len() < n {
+        if open.len().is_multiple_of(PROGRESS_EVERY) && open.len() < n {
             println!(
                 "hold-conns: {} connections open and answered ({:.1} s)",
                 open.len(),
