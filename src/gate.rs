@@ -12,7 +12,12 @@
 //! op      = ">" | ">=" | "<" | "<="
 //! value   = NUMBER [ "ns" | "us" | "µs" | "ms" | "s" ]          latency (default ms)
 //!         | NUMBER [ "%" ]                                     errors, rps
+//!         | ( "+" | "-" ) NUMBER "%"                           relative to a baseline
 //! ```
+//!
+//! A relative value (`p99>+10%`, `rps<-5%`) compares with a baseline run
+//! (`okring report --baseline`): the threshold is the baseline's figure
+//! times (1 ± the fraction).
 //!
 //! A gate states when the run fails: `p99>2ms` fails a run whose p99 is
 //! above 2 ms, `rps<50000` one under 50 000 requests/s.
@@ -75,6 +80,8 @@ struct Gate {
     value: f64,
     /// `errors` given in % of requests sent.
     percent: bool,
+    /// `value` is a signed fraction of the baseline's figure.
+    relative: bool,
 }
 
 /// A parsed `--fail-if` list.
@@ -100,16 +107,44 @@ impl Gates {
         self.0.is_empty()
     }
 
+    /// Whether a gate judges errors or the rate (not only latency).
+    pub fn needs_counts(&self) -> bool {
+        self.0
+            .iter()
+            .any(|g| matches!(g.metric, Metric::Errors | Metric::Rps))
+    }
+
+    /// Whether a gate is relative to a baseline (`+10%`).
+    pub fn needs_baseline(&self) -> bool {
+        self.0.iter().any(|g| g.relative)
+    }
+
     /// Judge `f`: `Ok` when every budget is kept, else
     /// [`Error::GateFailed`] listing each broken gate with the measured
-    /// value, e.g. `p99>2ms (p99 = 2.41ms)`.
+    /// value, e.g. `p99>2ms (p99 = 2.41ms)`. A relative gate without a
+    /// baseline is an [`Error::Usage`].
     pub fn check(&self, f: &Figures<'_>) -> Result<(), Error> {
+        self.check_against(f, None)
+    }
+
+    /// [`check`](Self::check), relative gates against `base`.
+    pub fn check_against(&self, f: &Figures<'_>, base: Option<&Figures<'_>>) -> Result<(), Error> {
+        if self.needs_baseline() && base.is_none() {
+            return Err(Error::Usage(
+                "--fail-if: a relative gate (+N%, -N%) needs a baseline: okring report --baseline OLD NEW"
+                    .into(),
+            ));
+        }
         let failed: Vec<String> = self
             .0
             .iter()
             .filter_map(|g| {
                 let (got, shown) = measure(g, f);
-                g.op.holds(got, g.value)
+                let limit = match base {
+                    Some(b) if g.relative => measure(g, b).0 * (1.0 + g.value),
+                    _ => g.value,
+                };
+                g.op.holds(got, limit)
                     .then(|| format!("{} ({shown})", g.text))
             })
             .collect();
@@ -194,6 +229,31 @@ fn parse_gate(text: &str) -> Result<Gate, String> {
         _ => return Err(bad("unknown metric (pNN, max, mean, errors, rps)")),
     };
     let latency = matches!(metric, Metric::Percentile(_) | Metric::Max | Metric::Mean);
+    if let Some(sign) = value.chars().next().filter(|c| *c == '+' || *c == '-') {
+        let pct = value[1..]
+            .strip_suffix('%')
+            .ok_or_else(|| bad("a relative value is +N% or -N%"))?;
+        let num: f64 = pct
+            .trim()
+            .parse()
+            .map_err(|_| bad("the value is not a number"))?;
+        if !num.is_finite() {
+            return Err(bad("the value must be a number"));
+        }
+        let frac = if sign == '-' {
+            -num / 100.0
+        } else {
+            num / 100.0
+        };
+        return Ok(Gate {
+            text: text.to_string(),
+            metric,
+            op,
+            value: frac,
+            percent: false,
+            relative: true,
+        });
+    }
     let (num, unit) = split_number(value);
     let num: f64 = num.parse().map_err(|_| bad("the value is not a number"))?;
     if !num.is_finite() || num < 0.0 {
@@ -215,6 +275,7 @@ fn parse_gate(text: &str) -> Result<Gate, String> {
         op,
         value,
         percent,
+        relative: false,
     })
 }
 
@@ -267,6 +328,28 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("p99>2ms"), "{msg}");
+    }
+
+    #[test]
+    fn relative_gates_compare_with_the_baseline() {
+        let mut old = new_histogram();
+        record_ns(&mut old, 1_000_000, 100);
+        let mut new = new_histogram();
+        record_ns(&mut new, 1_150_000, 100);
+        let (fo, fnew) = (figures(&old), figures(&new));
+        let g = |s: &str| Gates::parse(s).unwrap();
+        assert!(
+            g("p99>+10%").check_against(&fnew, Some(&fo)).is_err(),
+            "15 % slower"
+        );
+        assert!(g("p99>+20%").check_against(&fnew, Some(&fo)).is_ok());
+        assert!(
+            g("rps<-5%").check_against(&fnew, Some(&fo)).is_ok(),
+            "same rate"
+        );
+        let e = g("p99>+10%").check(&fnew).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::EXIT_USAGE);
+        assert!(Gates::parse("p99>+10").is_err());
     }
 
     #[test]

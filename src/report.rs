@@ -26,6 +26,7 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::gate::Figures;
 use crate::stats::{fmt_ns, hist_from_json, new_histogram, read_hlog};
 
 /// One row of the report: a label and a histogram of ns values.
@@ -38,6 +39,9 @@ pub struct Input {
     /// `server service time` (an `okring serve --hlog`, tagged `workerN`),
     /// and for bench results the server, so mixed merges can be flagged.
     pub kind: String,
+    /// From `okring load --json`: (requests sent, errors, requests/s);
+    /// `None` for interval logs and bench results.
+    pub counts: Option<(u64, u64, f64)>,
 }
 
 /// Percentiles of the table: (column header, quantile).
@@ -98,6 +102,7 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
             label: name,
             hist,
             kind: kind.into(),
+            counts: None,
         }]);
     }
     let v: Value =
@@ -108,10 +113,24 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
                 .pointer("/histograms/latency")
                 .ok_or_else(|| format!("{name}: no histograms.latency"))?;
             let hist = hist_from_json(h).map_err(|e| format!("{name}: {e}"))?;
+            let num = |p: &str| v.pointer(p).and_then(Value::as_f64);
+            let errors = v
+                .pointer("/results/errors")
+                .and_then(Value::as_object)
+                .map(|e| e.values().filter_map(Value::as_u64).sum::<u64>());
+            let counts = match (
+                num("/results/sent"),
+                errors,
+                num("/results/requests_per_sec"),
+            ) {
+                (Some(sent), Some(errors), Some(rps)) => Some((sent as u64, errors, rps)),
+                _ => None,
+            };
             Ok(vec![Input {
                 label: name,
                 hist,
                 kind: "client latency".into(),
+                counts,
             }])
         }
         Some("okring.bench/1") => {
@@ -135,6 +154,7 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
                         field("repeat").unwrap_or_default(),
                     ),
                     hist,
+                    counts: None,
                 });
             }
             if out.is_empty() {
@@ -149,6 +169,59 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
             "{name}: JSON without a \"schema\" field (expected okring.load/1 or okring.bench/1)"
         )),
     }
+}
+
+/// The baseline comparison: for each of [`REPORT_PERCENTILES`] and max the
+/// old and new latency, the change and the ratio; with `counted`, the rate
+/// too. Values with automatic units.
+pub fn delta_table(old: &Figures<'_>, new: &Figures<'_>, counted: bool) -> String {
+    let q = |f: &Figures<'_>, p: f64| {
+        if f.latency_ns.is_empty() {
+            0
+        } else {
+            f.latency_ns.value_at_quantile(p)
+        }
+    };
+    let mut s = format!(
+        "{:<8} {:>10} {:>10} {:>11} {:>7}\n",
+        "vs base", "baseline", "new", "change", "ratio"
+    );
+    let ratio = |a: f64, b: f64| {
+        if a > 0.0 {
+            format!("{:.3}", b / a)
+        } else {
+            "-".into()
+        }
+    };
+    let mut rows: Vec<(&str, u64, u64)> = REPORT_PERCENTILES
+        .iter()
+        .map(|&(name, p)| (name, q(old, p), q(new, p)))
+        .collect();
+    rows.push(("max", old.latency_ns.max(), new.latency_ns.max()));
+    for (name, a, b) in rows {
+        let change = if b >= a {
+            format!("+{}", fmt_ns(b - a))
+        } else {
+            format!("-{}", fmt_ns(a - b))
+        };
+        s += &format!(
+            "{name:<8} {:>10} {:>10} {change:>11} {:>7}\n",
+            fmt_ns(a),
+            fmt_ns(b),
+            ratio(a as f64, b as f64)
+        );
+    }
+    if counted {
+        s += &format!(
+            "{:<8} {:>10.0} {:>10.0} {:>+11.0} {:>7}\n",
+            "req/s",
+            old.rps,
+            new.rps,
+            new.rps - old.rps,
+            ratio(old.rps, new.rps)
+        );
+    }
+    s
 }
 
 /// All histograms added into one. Errors: an input that cannot be added.
@@ -204,6 +277,27 @@ pub struct Merged {
 }
 
 impl Merged {
+    /// The figures `--fail-if` judges: the merged latency and, when every
+    /// input is an `okring load --json` result, the summed requests sent,
+    /// errors and requests/s (the shards of one run add up).
+    pub fn figures(&self) -> (Figures<'_>, bool) {
+        let all: Option<Vec<(u64, u64, f64)>> = self.inputs.iter().map(|i| i.counts).collect();
+        let (sent, errors, rps) = all
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .fold((0, 0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+        (
+            Figures {
+                latency_ns: &self.merged,
+                sent,
+                errors,
+                rps,
+            },
+            all.is_some(),
+        )
+    }
+
     /// The table: one row per input and a `merged` row ([`table`]).
     pub fn table(&self) -> String {
         table(&self.rows())
@@ -310,11 +404,13 @@ mod tests {
                 label: "a".into(),
                 hist: a.clone(),
                 kind: "client latency".into(),
+                counts: None,
             },
             Input {
                 label: "b".into(),
                 hist: b,
                 kind: "client latency".into(),
+                counts: None,
             },
         ])
         .unwrap();

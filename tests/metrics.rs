@@ -684,3 +684,67 @@ print(untagged(sys.argv[1]), untagged(sys.argv[2]), HdrHistogram.decode(blob).ge
     assert_eq!(got, format!("{answered} {answered} {answered}"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `okring report --baseline OLD NEW`: the change per percentile and in
+/// rate with the ratio, and `--fail-if` budgets absolute or relative to
+/// the baseline (exit 3 when broken, 2 when a gate cannot be judged).
+#[test]
+fn report_compares_with_a_baseline_and_gates_regressions() {
+    let dir = temp_dir("baseline");
+    let doc = |name: &str, ns: u64, rps: f64| {
+        let mut h = new_histogram();
+        record_ns(&mut h, ns, 1000);
+        let d = serde_json::json!({
+            "schema": "okring.load/1",
+            "results": {"sent": 1000, "requests": 1000, "requests_per_sec": rps,
+                        "errors": {"connect": 0, "read": 0, "timeout": 0}},
+            "histograms": {"latency": okring::stats::hist_json(&h)},
+        });
+        let p = dir.join(name);
+        std::fs::write(&p, d.to_string()).unwrap();
+        p
+    };
+    let old = doc("old.json", 1_000_000, 1000.0);
+    let new = doc("new.json", 1_500_000, 900.0);
+    let report = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("report")
+            .arg(&new)
+            .arg("--baseline")
+            .arg(&old)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .args(extra)
+            .output()
+            .expect("okring report")
+    };
+    let out = report(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let p99 = text
+        .lines()
+        .find(|l| l.starts_with("p99 "))
+        .unwrap_or_else(|| panic!("no p99 delta row:\n{text}"));
+    let ratio: f64 = p99.split_whitespace().last().unwrap().parse().unwrap();
+    assert!((1.49..=1.51).contains(&ratio) && p99.contains('+'), "{p99}");
+    let rate = text
+        .lines()
+        .find(|l| l.starts_with("req/s"))
+        .expect("a rate row");
+    assert!(rate.contains("-100") && rate.ends_with("0.900"), "{rate}");
+    let code = |extra: &[&str]| report(extra).status.code();
+    assert_eq!(code(&["--fail-if", "p99>+10%"]), Some(3));
+    assert_eq!(code(&["--fail-if", "p99>+60%"]), Some(0));
+    assert_eq!(code(&["--fail-if", "rps<-5%"]), Some(3));
+    assert_eq!(code(&["--fail-if", "rps<-20%,errors>0"]), Some(0));
+    assert_eq!(code(&["--fail-if", "p99>1ms"]), Some(3));
+    // No baseline for a relative gate, and no counts in an interval log.
+    let alone = Command::new(BIN)
+        .args(["report", new.to_str().unwrap(), "--fail-if", "p99>+10%"])
+        .arg("--out")
+        .arg(dir.join("out2"))
+        .output()
+        .unwrap();
+    assert_eq!(alone.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::gate::Gates;
 use crate::stats::write_hgrm;
 
 /// Arguments of `okring report`.
@@ -20,6 +21,15 @@ pub struct ReportArgs {
     /// Where to write the percentile-spectrum plot [default: DIR/spectrum.svg].
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Compare with this earlier run (same input kinds as FILE): print each
+    /// percentile and the rate, old and new, with the change and the ratio.
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
+    /// Fail (exit 3) when a budget is broken: absolute ('p99>2ms',
+    /// 'errors>0.1%', 'rps<50000'; errors and rps need okring load --json
+    /// inputs) or relative to --baseline ('p99>+10%', 'rps<-5%').
+    #[arg(long, value_name = "GATES")]
+    pub fail_if: Option<String>,
 }
 
 /// `okring report`: merge ([`crate::report::merge_files`]), print the table,
@@ -28,11 +38,27 @@ pub struct ReportArgs {
 /// Errors: any input's, or an output that cannot be written (the message
 /// names the path).
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
+    let gates = match &args.fail_if {
+        Some(list) => Some(Gates::parse(list).map_err(Error::Usage)?),
+        None => None,
+    };
     let m = crate::report::merge_files(&args.files)?;
     for w in &m.warnings {
         crate::say!("okring: report: warning: {w}");
     }
     print!("{}", m.table());
+    let base = match &args.baseline {
+        Some(old) => Some(crate::report::merge_files(std::slice::from_ref(old))?),
+        None => None,
+    };
+    let (fig, counted) = m.figures();
+    let base_fig = base.as_ref().map(|b| b.figures());
+    if let Some((bf, base_counted)) = &base_fig {
+        print!(
+            "\n{}",
+            crate::report::delta_table(bf, &fig, counted && *base_counted)
+        );
+    }
     let dir = args
         .out
         .clone()
@@ -58,5 +84,16 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         hgrm.display(),
         plot.display()
     );
-    Ok(())
+    match gates {
+        None => Ok(()),
+        Some(g) => {
+            let base_counted = base_fig.as_ref().is_none_or(|b| b.1);
+            if g.needs_counts() && !(counted && base_counted) {
+                return Err(Error::Usage(
+                    "--fail-if: errors and rps gates need okring load --json inputs (interval logs carry latency only)".into(),
+                ));
+            }
+            g.check_against(&fig, base_fig.as_ref().map(|b| &b.0))
+        }
+    }
 }
