@@ -144,3 +144,50 @@ fn bad_cpu_list_is_rejected() {
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("ends below its start"));
 }
+
+/// `okring bench --fail-if`: a budget every row keeps exits 0, one a row
+/// breaks exits 3 naming the row and the measured value, and a relative
+/// gate (which needs a baseline) is refused with exit 2 before any run.
+#[test]
+fn fail_if_gates_every_row() {
+    let bench = |name: &str, gates: &str| {
+        let out = tmpdir(name);
+        let res = okring()
+            .args([
+                "bench",
+                "--modes",
+                "epoll",
+                "--repeat",
+                "1",
+                "--connections",
+                "8",
+            ])
+            .args([
+                "--duration",
+                "500ms",
+                "--warmup",
+                "200ms",
+                "--fail-if",
+                gates,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        (
+            res.status.code(),
+            String::from_utf8_lossy(&res.stderr).into_owned(),
+        )
+    };
+    let (code, err) = bench("gate-ok", "errors>0,p50>10s");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = bench("gate-broken", "rps<1000000000");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("epoll c8: --fail-if: rps<1000000000 (rps = "),
+        "{err}"
+    );
+    let (code, err) = bench("gate-relative", "p99>+10%");
+    assert_eq!(code, Some(2), "{err}");
+}

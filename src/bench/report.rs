@@ -95,6 +95,8 @@ pub struct Summary {
     pub peer_percentiles_ns: Vec<(f64, u64)>,
     /// Sum of errors over repeats.
     pub errors: u64,
+    /// Sum of requests sent over repeats.
+    pub sent: u64,
 }
 
 /// Median of `v` (mean of the middle two for even lengths); `None` when empty.
@@ -202,6 +204,7 @@ pub fn summarize(cfg: &BenchConfig, records: &[RunRecord]) -> Vec<Summary> {
                     latency,
                     peer_percentiles_ns: peer,
                     errors: ok.iter().map(|(_, d)| d.errors).sum(),
+                    sent: ok.iter().map(|(_, d)| d.sent).sum(),
                 });
             }
         }

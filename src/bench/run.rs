@@ -50,6 +50,8 @@ impl LoadGen {
 pub struct RunData {
     /// Responses in the measured window.
     pub requests: u64,
+    /// Requests sent in the window (okring load; wrk: its responses).
+    pub sent: u64,
     /// Length of the measured window, s.
     pub elapsed_s: f64,
     /// `requests / elapsed_s`.
@@ -347,6 +349,7 @@ fn okring_data(res: &LoadResult, files: Vec<String>) -> RunData {
     let elapsed_s = res.elapsed.as_secs_f64();
     RunData {
         requests: res.requests,
+        sent: res.sent,
         elapsed_s,
         requests_per_sec: res.requests_per_sec(),
         errors: res.errors.total(),
@@ -367,6 +370,7 @@ fn okring_data(res: &LoadResult, files: Vec<String>) -> RunData {
 fn wrk_data(r: &WrkResult, file: String) -> RunData {
     RunData {
         requests: r.requests,
+        sent: r.requests,
         elapsed_s: r.elapsed_s,
         requests_per_sec: r.requests_per_sec,
         errors: r.errors,

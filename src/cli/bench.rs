@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::bench::{self, BenchConfig};
 use crate::config::parse_duration;
 use crate::error::Error;
+use crate::gate::{Figures, Gates};
 
 /// Arguments of `okring bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -59,6 +60,11 @@ pub struct BenchArgs {
     /// [default: 2; 1 with --quick].
     #[arg(long)]
     pub repeat: Option<usize>,
+    /// Fail (exit 3) when any server's row breaks a budget, e.g.
+    /// 'p99>2ms,errors>0,rps<50000' (rows measured by okring load: latency
+    /// of every repeat merged, median requests/s, errors summed).
+    #[arg(long, value_name = "GATES")]
+    pub fail_if: Option<String>,
 }
 
 impl BenchArgs {
@@ -222,6 +228,15 @@ impl BenchArgs {
 /// run failing (after the report is written, so the failure is on record).
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let cfg = args.resolve().map_err(super::usage)?;
+    let gates = match &args.fail_if {
+        Some(list) => Some(Gates::parse(list).map_err(Error::Usage)?),
+        None => None,
+    };
+    if gates.as_ref().is_some_and(Gates::needs_baseline) {
+        return Err(Error::Usage(
+            "--fail-if: okring bench has no baseline run; relative gates are okring report --baseline's".into(),
+        ));
+    }
     let command: Vec<String> = std::env::args().collect();
     std::fs::create_dir_all(&cfg.out)
         .map_err(|e| format!("cannot create --out {}: {e}", cfg.out.display()))?;
@@ -233,7 +248,32 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     bench::report::write_all(&cfg, &b.host, &command, &b.records, &b.summary)?;
     bench::plot::write_all(&cfg, &b.records, &b.summary)?;
     eprintln!("okring bench: wrote {}", cfg.out.display());
-    b.outcome()
+    b.outcome()?;
+    let Some(gates) = gates else {
+        return Ok(());
+    };
+    let mut broken = Vec::new();
+    for s in b
+        .summary
+        .iter()
+        .filter(|s| s.load == bench::run::LoadGen::Okring)
+    {
+        let Some(latency) = &s.latency else { continue };
+        let fig = Figures {
+            latency_ns: latency,
+            sent: s.sent,
+            errors: s.errors,
+            rps: s.requests_per_sec,
+        };
+        if let Err(e) = gates.check(&fig) {
+            broken.push(format!("{} c{}: {e}", s.server, s.connections));
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::GateFailed(broken.join("; ")))
+    }
 }
 
 #[cfg(test)]
