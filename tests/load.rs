@@ -571,6 +571,9 @@ fn cli_requests_methods_bodies_json_stdout_and_gates() {
     assert_eq!(doc["results"]["sent"], 2000);
     assert_eq!(doc["results"]["requests"], 2000);
     assert_eq!(doc["results"]["statuses"]["200"], 2000);
+    assert!(doc["results"]["host"].as_str().is_some_and(|h| !h.is_empty()), "{doc}");
+    assert!(doc["results"]["start_unix_ns"].as_u64().is_some_and(|t| t > 1_700_000_000_000_000_000));
+    assert!(doc["results"]["shard"].is_null());
     assert!(
         err.contains("Sent 2000 = 2000 answered"),
         "the summary goes to stderr: {err}"
@@ -710,4 +713,45 @@ fn names_ipv6_literals_and_connect_to() {
             common::skip(&format!("no IPv6 loopback here: {e}"));
         }
     }
+}
+
+/// Two shards started together reproduce one run's open-loop schedule:
+/// each sends its half of the global schedule (rate is the total), both
+/// start their window at the `--start-at` time, and together they send
+/// what one machine would have, every request answered.
+#[test]
+fn shards_split_one_schedule_and_start_together() {
+    let srv = server(Behaviour::Ok);
+    let at = std::time::SystemTime::now() + Duration::from_millis(400);
+    let shard = |i: usize| {
+        let mut cfg = config(srv.addr, 4, 1000);
+        cfg.rate = Some(400.0);
+        cfg.shard = Some((i, 2));
+        cfg.start_at = Some(at);
+        std::thread::spawn(move || run(&cfg).expect("shard run"))
+    };
+    let (a, b) = (shard(1), shard(2));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    for (r, i) in [(&a, 1), (&b, 2)] {
+        assert!(r.accounted() && r.errors.total() == 0, "shard {i}: {r:?}");
+        assert_eq!(r.shard, Some((i, 2)));
+        assert!(
+            (195..=200).contains(&r.sends),
+            "shard {i} sent {} of its 200",
+            r.sends
+        );
+        let off = r.start_offset_s.expect("an offset");
+        assert!(off.abs() < 0.25, "shard {i} started {off} s off");
+    }
+    // One machine at 400/s for 1 s: 400 schedule points, split 200 + 200.
+    assert!(
+        (395..=400).contains(&(a.sends + b.sends)),
+        "{} + {}",
+        a.sends,
+        b.sends
+    );
+    assert_eq!(a.requests + b.requests, srv.served.load(Ordering::SeqCst));
+    let mut bad = config(srv.addr, 4, 100);
+    bad.shard = Some((3, 2));
+    assert!(run(&bad).unwrap_err().to_string().contains("--shard 3/2"));
 }

@@ -97,6 +97,17 @@ pub struct LoadArgs {
     /// interval [default for --hlog: 1s; no live lines unless given].
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
+    /// Run shard I of N (1 <= I <= N) of one load spread over N machines:
+    /// this shard opens its share of --connections and, with --rate (the
+    /// total over all shards), sends its share of the one global schedule,
+    /// so the shards together make one machine's arrival process.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Start the measured window at this wall-clock time: RFC 3339
+    /// (2026-12-02T10:00:00Z) or +DURATION from now (+5s). Connections are
+    /// opened first; the summary says how far off the start was.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// Pin load thread i to the (i mod n)-th CPU of this list, e.g. 0,2-3.
     #[arg(long, value_name = "LIST")]
     pub cpus: Option<String>,
@@ -118,6 +129,8 @@ impl LoadArgs {
             (None, None) => Duration::from_secs(10),
         };
         cfg.requests = self.requests;
+        cfg.shard = self.shard;
+        cfg.start_at = self.start_at;
         cfg.method = self.method.clone();
         for h in &self.headers {
             let (name, value) = h
@@ -152,6 +165,29 @@ impl LoadArgs {
             return Err("--interval must be above zero".into());
         }
         Ok(cfg)
+    }
+}
+
+/// `I/N` of `--shard`.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?}: write I/N, e.g. 2/4 (shard 2 of 4)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("{s:?}: I must be between 1 and N"));
+    }
+    Ok((i, n))
+}
+
+/// `--start-at`: RFC 3339, or `+DURATION` from now.
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    match s.strip_prefix('+') {
+        Some(d) => Ok(std::time::SystemTime::now() + parse_duration(d)?),
+        None => humantime::parse_rfc3339_weak(s)
+            .map_err(|e| format!("{s:?}: {e}; write RFC 3339 (2026-12-02T10:00:00Z) or +5s")),
     }
 }
 

@@ -186,6 +186,14 @@ pub struct LoadConfig {
     pub headers: Vec<(String, String)>,
     /// Request body, sent with its Content-Length.
     pub body: Option<Vec<u8>>,
+    /// `--shard I/N`: this run is shard I (1-based) of N that together make
+    /// one run: it opens its share of `connections` (a contiguous block of
+    /// the global numbering) and, in open loop, sends its share of the
+    /// global schedule (`rate` is the total over all shards).
+    pub shard: Option<(usize, usize)>,
+    /// `--start-at`: the wall-clock time the measured window starts (after
+    /// connecting, the run waits until `start_at - warmup`).
+    pub start_at: Option<std::time::SystemTime>,
     /// Called from the calling thread with each interval (of `interval`)
     /// as soon as every load thread has completed it: live output.
     pub on_interval: Option<OnInterval>,
@@ -231,6 +239,8 @@ impl LoadConfig {
             headers: Vec::new(),
             body: None,
             on_interval: None,
+            shard: None,
+            start_at: None,
             progress: None,
         })
     }
@@ -243,11 +253,20 @@ impl LoadConfig {
                 self.threads
             ));
         }
-        if self.connections < self.threads {
+        if let Some((i, n)) = self.shard {
+            if n == 0 || i == 0 || i > n {
+                return Err(format!("--shard {i}/{n}: write I/N with 1 <= I <= N"));
+            }
+            if self.requests.is_some() {
+                return Err("--requests with --shard: give each shard its own --requests, or use --duration".into());
+            }
+        }
+        let (_, mine) = self.shard_range();
+        if mine < self.threads {
             return Err(format!(
                 "--connections {} is less than --threads {}: every thread needs a connection; \
                  raise --connections or lower --threads",
-                self.connections, self.threads
+                mine, self.threads
             ));
         }
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
@@ -360,6 +379,19 @@ impl LoadConfig {
             bytes.extend_from_slice(b);
         }
         bytes
+    }
+
+    /// This run's connections in the global numbering: (first, count) —
+    /// all of them without `shard`, shard I's contiguous block with it.
+    pub fn shard_range(&self) -> (usize, usize) {
+        match self.shard {
+            Some((i, n)) if n > 0 && (1..=n).contains(&i) => {
+                let c = self.connections;
+                let (a, b) = (c * (i - 1) / n, c * i / n);
+                (a, b - a)
+            }
+            _ => (0, self.connections),
+        }
     }
 
     /// Whether the requests are HEAD (responses carry no body).

@@ -135,9 +135,9 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         t0_ns: AtomicU64::new(0),
     });
     let mut handles = Vec::with_capacity(cfg.threads);
-    let mut first = 0;
+    let (mut first, mine) = cfg.shard_range();
     for i in 0..cfg.threads {
-        let n = cfg.connections / cfg.threads + usize::from(i < cfg.connections % cfg.threads);
+        let n = mine / cfg.threads + usize::from(i < mine % cfg.threads);
         let cpu = (!cfg.cpus.is_empty()).then(|| cfg.cpus[i % cfg.cpus.len()]);
         let (plan, gate) = (plan.clone(), gate.clone());
         let addr = reachable[i % reachable.len()];
@@ -149,6 +149,13 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         first += n;
     }
     gate.connected.wait();
+    if let Some(at) = cfg.start_at {
+        // Every shard's measured window starts at `at`: wait out the rest.
+        let go = at.checked_sub(cfg.warmup).unwrap_or(at);
+        if let Ok(left) = go.duration_since(SystemTime::now()) {
+            std::thread::sleep(left);
+        }
+    }
     let t0 = os::now_ns();
     gate.t0_ns.store(t0, Ordering::Release);
     gate.go.wait();
@@ -371,6 +378,14 @@ fn merge(
         bytes_written: wr,
         reconnects: rc,
         started,
+        shard: cfg.shard,
+        start_offset_s: cfg.start_at.map(|at| match started.duration_since(at) {
+            Ok(late) => late.as_secs_f64(),
+            Err(early) => -early.duration().as_secs_f64(),
+        }),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
         warnings,
     }
 }

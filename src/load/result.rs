@@ -112,6 +112,13 @@ pub struct LoadResult {
     pub reconnects: u64,
     /// Wall-clock time at the start of the measured window.
     pub started: SystemTime,
+    /// `--shard I/N` of this run, if any.
+    pub shard: Option<(usize, usize)>,
+    /// With `--start-at`: how far the window's start was from it, s
+    /// (positive: late).
+    pub start_offset_s: Option<f64>,
+    /// This machine's host name (/proc/sys/kernel/hostname).
+    pub host: String,
     /// One-line notices: engine fallback, an open loop that could not keep its rate.
     pub warnings: Vec<String>,
 }
@@ -202,6 +209,13 @@ impl LoadResult {
                 self.interim_responses
             );
         }
+        if let Some(off) = self.start_offset_s {
+            s += &format!(
+                "  Window started {:.3} ms {} --start-at\n",
+                off.abs() * 1e3,
+                if off >= 0.0 { "after" } else { "before" }
+            );
+        }
         s += &format!("Requests/sec: {:.2}\n", self.requests_per_sec());
         s += &format!("Transfer/sec: {}\n", fmt_bytes(self.bytes_per_sec()));
         s
@@ -239,6 +253,10 @@ impl LoadResult {
                 "engine": self.engine.name(),
                 "mode": self.mode,
                 "requests": self.requests,
+                "start_unix_ns": self.started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                "start_offset_s": self.start_offset_s,
+                "host": self.host,
+                "shard": self.shard.map(|(i, n)| format!("{i}/{n}")),
                 "sent": self.sent,
                 "unfinished": self.unfinished,
                 "interim_responses": self.interim_responses,
@@ -266,6 +284,10 @@ impl LoadResult {
     /// Write `--hlog`: one interval line per entry of `intervals`.
     pub fn write_hlog(&self, w: impl Write) -> std::io::Result<()> {
         let mut log = stats::HlogWriter::new(w, self.started)?;
+        log.comment(&format!("Host: {}", self.host))?;
+        if let Some((i, n)) = self.shard {
+            log.comment(&format!("Shard: {i}/{n}"))?;
+        }
         for (start, len, h) in &self.intervals {
             log.write_interval(None, *start, *len, h)?;
         }

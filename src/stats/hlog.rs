@@ -104,6 +104,22 @@ impl<W: Write> HlogWriter<W> {
         })
     }
 
+    /// A comment line `#[text]` (readers skip it): where a log came from.
+    /// `text` must hold no `]`, CR or LF; they are replaced by spaces.
+    pub fn comment(&mut self, text: &str) -> io::Result<()> {
+        let clean: String = text
+            .chars()
+            .map(|c| {
+                if matches!(c, ']' | '\r' | '\n') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        writeln!(self.w, "#[{clean}]")
+    }
+
     /// Append one interval: `tag` (no `,`, space, CR or LF; `None` for the
     /// default untagged series), its start as an offset from the log's
     /// StartTime, its length, and the histogram of ns values recorded in it.
