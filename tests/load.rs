@@ -571,8 +571,15 @@ fn cli_requests_methods_bodies_json_stdout_and_gates() {
     assert_eq!(doc["results"]["sent"], 2000);
     assert_eq!(doc["results"]["requests"], 2000);
     assert_eq!(doc["results"]["statuses"]["200"], 2000);
-    assert!(doc["results"]["host"].as_str().is_some_and(|h| !h.is_empty()), "{doc}");
-    assert!(doc["results"]["start_unix_ns"].as_u64().is_some_and(|t| t > 1_700_000_000_000_000_000));
+    assert!(
+        doc["results"]["host"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{doc}"
+    );
+    assert!(doc["results"]["start_unix_ns"]
+        .as_u64()
+        .is_some_and(|t| t > 1_700_000_000_000_000_000));
     assert!(doc["results"]["shard"].is_null());
     assert!(
         err.contains("Sent 2000 = 2000 answered"),
