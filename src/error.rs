@@ -45,11 +45,6 @@ impl Error {
             Error::Usage(m) | Error::Failed(m) | Error::GateFailed(m) => m,
         }
     }
-
-    /// `Usage` from a configuration check's message.
-    pub fn usage(msg: impl Into<String>) -> Error {
-        Error::Usage(msg.into())
-    }
 }
 
 impl fmt::Display for Error {
@@ -74,7 +69,7 @@ mod tests {
 
     #[test]
     fn usage_and_failure_map_to_distinct_exit_codes() {
-        assert_eq!(Error::usage("--threads 0").exit_code(), EXIT_USAGE);
+        assert_eq!(Error::Usage("--threads 0".into()).exit_code(), EXIT_USAGE);
         let e: Error = String::from("bind: address in use").into();
         assert_eq!(e.exit_code(), EXIT_FAILED);
         assert_eq!(e.to_string(), "bind: address in use");

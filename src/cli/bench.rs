@@ -227,7 +227,7 @@ impl BenchArgs {
 /// arguments (exit 2), an output directory that cannot be written, or any
 /// run failing (after the report is written, so the failure is on record).
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
-    let cfg = args.resolve().map_err(super::usage)?;
+    let cfg = args.resolve().map_err(Error::Usage)?;
     let gates = match &args.fail_if {
         Some(list) => Some(Gates::parse(list).map_err(Error::Usage)?),
         None => None,

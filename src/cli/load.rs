@@ -203,7 +203,7 @@ fn create(path: &PathBuf) -> Result<BufWriter<File>, String> {
 /// `okring load`: print the summary on stdout, notices on stderr, and
 /// write the requested files. Errors are one line naming cause and fix.
 pub fn run(args: &LoadArgs) -> Result<(), Error> {
-    let mut cfg = args.resolve().map_err(super::usage)?;
+    let mut cfg = args.resolve().map_err(Error::Usage)?;
     let gates = match &args.fail_if {
         Some(list) => Some(Gates::parse(list).map_err(Error::Usage)?),
         None => None,

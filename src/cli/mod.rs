@@ -6,7 +6,7 @@
 //!
 //! Two layers, as typed → resolved: the `*Args` structs hold what the user
 //! typed; their `resolve` checks them and produces the configuration a run
-//! takes, or an [`Error::Usage`] that names the flag and the fix.
+//! takes, or an [`crate::error::Error::Usage`] that names the flag and the fix.
 //!
 //! Exit status ([`main`]): 0 ok, 1 the run failed, 2 the arguments were
 //! refused (by clap or by `resolve`), 3 a `--fail-if` budget was broken.
@@ -17,8 +17,6 @@ pub mod report;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
-
-use crate::error::Error;
 
 pub use serve::{ModeArg, ServeArgs, UringTierArg};
 
@@ -76,9 +74,4 @@ pub fn main() -> i32 {
 pub(crate) fn timestamped_dir(prefix: &str) -> std::path::PathBuf {
     let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     std::path::PathBuf::from(prefix).join(ts.replace([':', '-'], ""))
-}
-
-/// A `resolve` check's message as an [`Error::Usage`].
-pub(crate) fn usage(msg: String) -> Error {
-    Error::Usage(msg)
 }

@@ -277,7 +277,7 @@ impl ServeArgs {
 /// `okring serve`: resolve, then serve until SIGINT/SIGTERM (the summary
 /// and `--hist-out` are written by the mode's frame).
 pub fn run(args: &ServeArgs) -> Result<(), crate::error::Error> {
-    let cfg = args.resolve().map_err(super::usage)?;
+    let cfg = args.resolve().map_err(crate::error::Error::Usage)?;
     crate::server::serve(&cfg).map(|_| ())
 }
 
