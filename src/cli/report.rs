@@ -47,6 +47,16 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         crate::say!("okring: report: warning: {w}");
     }
     print!("{}", m.table());
+    if let Some(t) = crate::report::timeline(&m.inputs)? {
+        print!(
+            "\nper {} s interval, lined up on the wall clock\n{}",
+            t.slot_s,
+            t.table()
+        );
+    }
+    if let Some(c) = crate::report::combined(&m.inputs) {
+        print!("\n{}", c.line());
+    }
     let base = match &args.baseline {
         Some(old) => Some(crate::report::merge_files(std::slice::from_ref(old))?),
         None => None,

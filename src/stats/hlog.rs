@@ -185,6 +185,20 @@ pub struct HlogInterval {
     pub hist: Histogram<u64>,
 }
 
+/// An interval log read whole by [`read_hlog_log`].
+#[derive(Clone, Debug)]
+pub struct HlogLog {
+    /// The log's StartTime in seconds since the epoch; without a StartTime
+    /// line, the first interval's timestamp when that is absolute; `None`
+    /// when neither places the log on the wall clock.
+    pub start_time_s: Option<f64>,
+    /// The text of every other `#[...]` comment line, in order (okring's
+    /// `Host: NAME`, `Shard: I/N`; Java's `Logged with ...`).
+    pub comments: Vec<String>,
+    /// Every interval, in file order.
+    pub intervals: Vec<HlogInterval>,
+}
+
 /// Read every interval of an HdrHistogram interval log (this module's
 /// writer, Java `HistogramLogWriter`, or the hdrhistogram crate's writer).
 /// Timestamps are resolved like Java `HistogramLogReader`: relative to
@@ -193,19 +207,36 @@ pub struct HlogInterval {
 /// then the offset from StartTime (the first interval's start if the log has
 /// no StartTime). Errors: read errors, a malformed line (with its byte
 /// offset), or an undecodable histogram.
-pub fn read_hlog(mut r: impl Read) -> Result<Vec<HlogInterval>, String> {
+pub fn read_hlog(r: impl Read) -> Result<Vec<HlogInterval>, String> {
+    read_hlog_log(r).map(|l| l.intervals)
+}
+
+/// As [`read_hlog`], keeping the StartTime and the comment lines, so logs
+/// from several machines can be lined up on the wall clock.
+pub fn read_hlog_log(mut r: impl Read) -> Result<HlogLog, String> {
     let mut data = Vec::new();
     r.read_to_end(&mut data)
         .map_err(|e| format!("reading hlog: {e}"))?;
     if !data.is_empty() && !data.ends_with(b"\n") {
         data.push(b'\n');
     }
+    let comments = data
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.strip_prefix(b"#["))
+        .map(|l| String::from_utf8_lossy(l.trim_ascii_end()).into_owned())
+        .map(|l| l.strip_suffix(']').map(str::to_string).unwrap_or(l))
+        .filter(|l| !l.starts_with("StartTime:") && !l.starts_with("BaseTime:"))
+        .collect();
+    let mut explicit_start: Option<f64> = None;
     let mut start_time: Option<f64> = None;
     let mut base_time: Option<f64> = None;
     let mut out = Vec::new();
     for entry in IntervalLogIterator::new(&data) {
         match entry.map_err(|e| format!("hlog parse error: {e:?}"))? {
-            LogEntry::StartTime(d) => start_time = Some(d.as_secs_f64()),
+            LogEntry::StartTime(d) => {
+                start_time = Some(d.as_secs_f64());
+                explicit_start = start_time;
+            }
             LogEntry::BaseTime(d) => base_time = Some(d.as_secs_f64()),
             LogEntry::Interval(iv) => {
                 let ts = iv.start_timestamp().as_secs_f64();
@@ -226,36 +257,26 @@ pub fn read_hlog(mut r: impl Read) -> Result<Vec<HlogInterval>, String> {
             }
         }
     }
-    Ok(out)
+    // A start before 2001 is a relative timestamp, not a wall-clock time.
+    let start_time_s = explicit_start.or(start_time).filter(|&s| s > 978_307_200.0);
+    Ok(HlogLog {
+        start_time_s,
+        comments,
+        intervals: out,
+    })
 }
 
 /// `secs` since the epoch as Java `Date.toString()` prints it in UTC:
-/// `EEE MMM dd HH:mm:ss zzz yyyy`, e.g. `Tue Nov 14 22:13:20 UTC 2023`.
+/// `EEE MMM dd HH:mm:ss zzz yyyy`, e.g. `Tue Nov 14 22:13:20 UTC 2023`: the
+/// fields of `httpdate`'s IMF-fixdate, reordered. Times before the epoch
+/// print as the epoch.
 pub(crate) fn java_date_utc(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil-from-days (proleptic Gregorian), Howard Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        year
-    )
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    // "Tue, 14 Nov 2023 22:13:20 GMT"
+    let imf = httpdate::fmt_http_date(t);
+    let f: Vec<&str> = imf.split([' ', ',']).filter(|x| !x.is_empty()).collect();
+    match f.as_slice() {
+        [day, dd, mon, year, hms, _] => format!("{day} {mon} {dd} {hms} UTC {year}"),
+        _ => imf,
+    }
 }

@@ -32,7 +32,9 @@ mod json;
 mod prom;
 
 pub use hgrm::{read_hgrm, write_hgrm, HgrmRow, HgrmSummary};
-pub use hlog::{from_base64, read_hlog, to_base64_v2_deflate, HlogInterval, HlogWriter};
+pub use hlog::{
+    from_base64, read_hlog, read_hlog_log, to_base64_v2_deflate, HlogInterval, HlogLog, HlogWriter,
+};
 pub use json::{hist_from_json, hist_json};
 pub use prom::{prometheus_text, PROM_BUCKETS_US};
 
