@@ -48,6 +48,16 @@ pub enum Command {
     /// (several load machines, several runs) and print percentiles.
     #[command(after_help = EXIT_CODES)]
     Report(report::ReportArgs),
+    /// Print a shell completion script on stdout, e.g.
+    /// `okring completions bash > /etc/bash_completion.d/okring`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff, section 1) on stdout: every subcommand and
+    /// flag, as `--help` gives them. Read it with `okring man | man -l -`.
+    Man,
 }
 
 /// Parse the process arguments, run the subcommand, print a failure as
@@ -59,6 +69,8 @@ pub fn main() -> i32 {
         Command::Load(args) => load::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man_page(),
     };
     match result {
         Ok(()) => crate::error::EXIT_OK,
@@ -67,6 +79,74 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `okring completions SHELL`: clap_complete's script for `shell`.
+fn completions(shell: clap_complete::Shell) -> Result<(), crate::error::Error> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "okring", &mut out);
+    write_stdout(&out)
+}
+
+/// `okring man`: one roff page, `okring(1)`, with a section per subcommand
+/// (clap_mangen renders each command on its own; their bodies are
+/// concatenated after the top-level page).
+fn man_page() -> Result<(), crate::error::Error> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let render = |c: clap::Command, out: &mut Vec<u8>| {
+        clap_mangen::Man::new(c)
+            .render(out)
+            .map_err(|e| format!("rendering the man page: {e}"))
+    };
+    render(cmd.clone(), &mut out)?;
+    // The subcommands are sections of this page, not pages of their own.
+    let mut top = String::from_utf8_lossy(&out).into_owned();
+    for sub in cmd.get_subcommands() {
+        top = top.replace(
+            &format!("okring\\-{}(1)", sub.get_name()),
+            &format!("okring {}", sub.get_name()),
+        );
+    }
+    let mut out = top.into_bytes();
+    for sub in cmd.get_subcommands() {
+        if matches!(sub.get_name(), "man" | "completions" | "help") {
+            continue;
+        }
+        let name = format!("okring {}", sub.get_name());
+        let mut page = Vec::new();
+        render(
+            sub.clone()
+                .bin_name(name.clone())
+                .display_name(name.clone()),
+            &mut page,
+        )?;
+        // Keep the body: drop the subcommand page's own `.TH` title line.
+        let text = String::from_utf8_lossy(&page);
+        out.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with(".TH ") && !l.starts_with(".ie ") && !l.starts_with(".el "))
+        {
+            // Demote the subcommand's sections to subsections.
+            let line = line
+                .strip_prefix(".SH ")
+                .map_or_else(|| line.to_string(), |rest| format!(".SS {rest}"));
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    write_stdout(&out)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), crate::error::Error> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(bytes)
+        .and_then(|()| o.flush())
+        .map_err(|e| format!("writing stdout: {e}").into())
 }
 
 /// `PREFIX/<UTC timestamp>`, e.g. `bench-out/20250101T120000Z`: the
