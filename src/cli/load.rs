@@ -3,11 +3,12 @@
 //! `--json`, `--hgrm` and `--hlog` files.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::TypedValueParser as _;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::parse_duration;
 use crate::config::EventLoop as Engine;
@@ -191,6 +192,9 @@ fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
     }
 }
 
+/// Resolution of the progress bar (positions per run).
+const PROGRESS_STEPS: u64 = 1000;
+
 /// The measured window's cap with --requests and no --duration, s.
 const REQUESTS_CAP_S: u64 = 30 * 86_400;
 
@@ -211,9 +215,37 @@ pub fn run(args: &LoadArgs) -> Result<(), Error> {
     if args.hlog.is_none() && args.interval.is_none() {
         cfg.interval = None;
     }
+    // A progress bar only when a person watches stderr; live lines print
+    // above it.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(PROGRESS_STEPS);
+        let what = if cfg.requests.is_some() {
+            "requests"
+        } else {
+            "window"
+        };
+        b.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{percent}}% of the {what} (eta {{eta}})"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    if let Some(b) = &bar {
+        let b = b.clone();
+        cfg.progress = Some(Box::new(move |f: f64| {
+            b.set_position((f * PROGRESS_STEPS as f64) as u64)
+        }));
+    }
     if args.interval.is_some() {
-        cfg.on_interval = Some(Box::new(|line: &crate::load::IntervalLine| {
-            crate::say!("okring load: {}", line.text());
+        let b = bar.clone();
+        cfg.on_interval = Some(Box::new(move |line: &crate::load::IntervalLine| {
+            let text = format!("okring load: {}", line.text());
+            match &b {
+                Some(b) => b.println(text),
+                None => crate::say!("{text}"),
+            }
         }));
     }
     let json_stdout = args.json.as_deref() == Some(std::path::Path::new("-"));
@@ -225,7 +257,11 @@ pub fn run(args: &LoadArgs) -> Result<(), Error> {
         Some(_) if json_stdout => Some(Box::new(std::io::stdout().lock())),
         Some(p) => Some(Box::new(create(p)?)),
     };
-    let result = crate::load::run(&cfg)?;
+    let result = crate::load::run(&cfg);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let result = result?;
     for w in &result.warnings {
         eprintln!("okring: warning: {w}");
     }

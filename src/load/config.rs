@@ -198,7 +198,8 @@ pub struct LoadConfig {
     /// as soon as every load thread has completed it: live output.
     pub on_interval: Option<OnInterval>,
     /// Called about every 100 ms from the calling thread with the fraction
-    /// (0.0..=1.0) of warm-up + duration elapsed.
+    /// (0.0..=1.0) done: of warm-up + duration elapsed, or with `requests`
+    /// of the request budget handed out.
     pub progress: Option<Box<dyn Fn(f64) + Send + Sync>>,
 }
 

@@ -164,7 +164,13 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
     let mut live = LiveMerge::default();
     while !handles.iter().all(|h| h.is_finished()) {
         if let Some(p) = &cfg.progress {
-            p(((os::now_ns() - t0) as f64 / total_ns as f64).min(1.0));
+            let done = match cfg.requests {
+                // Requests handed out so far (sends past the budget
+                // included, hence the cap).
+                Some(n) => plan.budget_used.load(Ordering::Relaxed) as f64 / n.max(1) as f64,
+                None => (os::now_ns() - t0) as f64 / total_ns as f64,
+            };
+            p(done.min(1.0));
         }
         if let (Some(rx), Some(f)) = (&live_rx, &cfg.on_interval) {
             live.drain(rx, cfg.threads, f.as_ref());
