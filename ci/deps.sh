@@ -4,7 +4,8 @@
 # with), promtool (prometheus), prlimit (util-linux), HdrHistogram's Java
 # tools (libhdrhistogram-java on default-jre-headless) and its Python
 # package (hdrhistogram, PyPI), and for the real-kernel matrix
-# qemu-system-x86, cpio and busybox-static. Installs only
+# qemu-system-x86, cpio and busybox-static; iproute2, parallel,
+# python3-yaml, bsdutils and man-db for tests/shards.rs and tests/cli.rs. Installs only
 # what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 
@@ -26,6 +27,15 @@ command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 { ldd /bin/busybox 2>&1 || true; } | grep -q 'not a dynamic' || need+=(busybox-static)
+# tests/shards.rs: network namespaces as load machines (ip, iproute2), the
+# GNU parallel recipe (parallel), the Kubernetes manifest read as YAML
+# (python3-yaml), the progress bar seen through a pseudo-terminal (script).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v parallel >/dev/null 2>&1 || need+=(parallel)
+python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+# tests/cli.rs renders okring's man page with man (man-db).
+command -v man >/dev/null 2>&1 || need+=(man-db)
 
 if [ "${#need[@]}" -gt 0 ]; then
     sudo=()

@@ -194,8 +194,8 @@ impl Server {
 
     /// As [`Server::try_start`], with the server run by `wrapper` (e.g.
     /// `["prlimit", "--nofile=64:64", "--"]`): the wrapper's arguments come
-    /// first, then the okring command line. `--threads 2` is added unless
-    /// the arguments set `--threads`.
+    /// first, then the okring command line. `--bind 127.0.0.1:0` and
+    /// `--threads 2` are added unless the arguments set them.
     pub fn try_start_under(
         wrapper: &[&str],
         mode_args: &[&str],
@@ -210,7 +210,10 @@ impl Server {
             }
             None => Command::new(okring),
         };
-        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        cmd.arg("serve");
+        if !mode_args.iter().chain(extra).any(|a| *a == "--bind") {
+            cmd.args(["--bind", "127.0.0.1:0"]);
+        }
         if !mode_args.iter().chain(extra).any(|a| *a == "--threads") {
             cmd.args(["--threads", "2"]);
         }
