@@ -389,19 +389,14 @@ pub fn combined(inputs: &[Input]) -> Option<Combined> {
         .iter()
         .filter_map(|i| i.run.as_ref().map(|r| (i, r)))
         .collect();
-    let start = runs.iter().map(|(_, r)| r.start_unix_s).reduce(f64::min)?;
-    let end = runs
+    let spans = runs
         .iter()
-        .map(|(_, r)| r.start_unix_s + r.length_s)
-        .fold(start, f64::max);
-    let last_start = runs
-        .iter()
-        .map(|(_, r)| r.start_unix_s)
-        .fold(start, f64::max);
-    let first_end = runs
-        .iter()
-        .map(|(_, r)| r.start_unix_s + r.length_s)
-        .fold(end, f64::min);
+        .map(|(_, r)| (r.start_unix_s, r.start_unix_s + r.length_s));
+    let (start, end, last_start, first_end) = spans.clone().next().map(|(s, e)| {
+        spans.fold((s, e, s, e), |a, (s, e)| {
+            (a.0.min(s), a.1.max(e), a.2.max(s), a.3.min(e))
+        })
+    })?;
     let requests = runs
         .iter()
         .map(|(i, _)| i.counts.map_or(i.hist.len(), |c| c.requests))
@@ -496,14 +491,19 @@ pub fn timeline(inputs: &[Input]) -> Result<Option<Timeline>, String> {
             add(&mut row.hist, &iv.hist, &input.label)?;
             if !from.contains(&n) {
                 from.push(n);
-                row.sources += 1;
             }
         }
     }
     Ok(Some(Timeline {
         slot_s,
         sources,
-        rows: slots.into_values().map(|(row, _)| row).collect(),
+        rows: slots
+            .into_values()
+            .map(|(row, from)| TimelineRow {
+                sources: from.len(),
+                ..row
+            })
+            .collect(),
     }))
 }
 

@@ -397,7 +397,7 @@ fn the_kubernetes_indexed_job_runs_one_shard_per_index() {
         ":8080/",
         &format!(":{}/", server.addr().port()),
     );
-    let at = humantime_in(3);
+    let at = utc_in(3);
     let children: Vec<_> = lab
         .load_ns
         .iter()
@@ -445,7 +445,7 @@ fn the_kubernetes_indexed_job_runs_one_shard_per_index() {
 
 /// RFC 3339 UTC, `secs` from now, whole seconds (as `date -u -d '+N
 /// seconds' +%Y-%m-%dT%H:%M:%SZ` writes it).
-fn humantime_in(secs: u64) -> String {
+fn utc_in(secs: u64) -> String {
     let out = Command::new("date")
         .args([
             "-u",
