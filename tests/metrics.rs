@@ -487,10 +487,24 @@ fn report_merges_two_hlogs_losslessly() {
         Some("8000"),
         "{stdout}"
     );
-    assert_eq!(
-        stdout.lines().count(),
-        4,
-        "header, two files, merged:\n{stdout}"
+    // Three blocks: the percentile table (header, two files, merged), the
+    // wall-clock interval table (header, one row per second), the total.
+    let blocks: Vec<Vec<&str>> = stdout
+        .split("\n\n")
+        .map(|b| b.lines().filter(|l| !l.is_empty()).collect())
+        .filter(|b: &Vec<&str>| !b.is_empty())
+        .collect();
+    assert_eq!(blocks.len(), 3, "{stdout}");
+    assert_eq!(blocks[0].len(), 4, "header, two files, merged:\n{stdout}");
+    let rows = &blocks[1][2..];
+    assert_eq!(rows.len(), 4, "one row per 1 s interval:\n{stdout}");
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[1..3], ["2/2", "2000"], "{row}\n{stdout}");
+    }
+    assert!(
+        blocks[2][0].starts_with("combined: 2 inputs, 8000 requests"),
+        "{stdout}"
     );
     let mut want = Vec::new();
     write_hgrm(&mut want, &expected, 5).unwrap();
