@@ -25,8 +25,11 @@ const EXIT_CODES: &str = "Exit status: 0 ok, 1 the run failed, 2 the arguments w
 
 /// okring — a fixed `200 OK` HTTP/1.1 server for measuring what each server
 /// architecture costs, with its own load generator and benchmark harness.
+///
+/// A flag given twice takes its last value (`args_override_self`), as in
+/// curl and wrk, so a wrapper can append overrides to a command line.
 #[derive(Parser, Debug)]
-#[command(name = "okring", version, about, long_about = None, propagate_version = true, after_help = EXIT_CODES)]
+#[command(name = "okring", version, about, long_about = None, propagate_version = true, args_override_self = true, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
