@@ -5,7 +5,8 @@
 # tools (libhdrhistogram-java on default-jre-headless) and its Python
 # package (hdrhistogram, PyPI), and for the real-kernel matrix
 # qemu-system-x86, cpio and busybox-static; iproute2, parallel,
-# python3-yaml, bsdutils and man-db for tests/shards.rs and tests/cli.rs. Installs only
+# python3-yaml, bsdutils and man-db for tests/shards.rs and tests/cli.rs; mounts
+# tracefs for okring bench's system-call counters. Installs only
 # what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 
@@ -46,6 +47,17 @@ if [ "${#need[@]}" -gt 0 ]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# okring bench counts system calls with perf tracepoints, whose ids live in
+# tracefs: mount it where the kernel has it and nothing is mounted yet.
+if [ -d /sys/kernel/tracing ] && [ ! -d /sys/kernel/tracing/events ]; then
+    echo "ci/deps.sh: mounting tracefs on /sys/kernel/tracing"
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" mount -t tracefs nodev /sys/kernel/tracing
 fi
 
 # tests/metrics.rs parses /metrics with the reference Python client too,

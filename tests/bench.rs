@@ -191,3 +191,112 @@ fn fail_if_gates_every_row() {
     let (code, err) = bench("gate-relative", "p99>+10%");
     assert_eq!(code, Some(2), "{err}");
 }
+
+/// The per-request kernel accounting of a `--close` bench: the server's
+/// own counters give one accept and one close per request; with perf
+/// counters (root, tracefs mounted: CI) the system calls show each
+/// architecture's sequence — epoll's accept4 and close per request, fork's
+/// clone and wait4 per request, and uring's far fewer calls in all.
+#[test]
+fn close_bench_accounts_the_kernel_per_request() {
+    let out = tmpdir("kernel");
+    let res = okring()
+        .args(["bench", "--modes", "uring,epoll,fork", "--close"])
+        .args([
+            "--connections",
+            "16",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+        ])
+        .args(["--repeat", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("What the kernel did per request"),
+        "{stdout}"
+    );
+    let report = read(&out, "report.md");
+    assert!(
+        report.contains("## What the kernel did per request"),
+        "{report}"
+    );
+
+    let j: serde_json::Value = serde_json::from_str(&read(&out, "results.json")).unwrap();
+    let notes = j["config"]["notes"].to_string();
+    let perf = !notes.contains("not counted");
+    assert!(
+        perf || !common::under_ci(),
+        "CI runs as root with tracefs mounted (ci/deps.sh), so perf counts: {notes}"
+    );
+    let k = |mode: &str| {
+        let s = j["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["server"] == mode)
+            .unwrap_or_else(|| panic!("no {mode} summary"));
+        s["kernel_per_request_median"].clone()
+    };
+    let near_one = |v: &serde_json::Value, what: &str| {
+        let x = v.as_f64().unwrap_or_else(|| panic!("{what}: {v}"));
+        assert!((0.9..=1.15).contains(&x), "{what} per request: {x}");
+    };
+    let syscall = |k: &serde_json::Value, name: &str| {
+        k["syscalls_by_name"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == name)
+            .map(|p| p[1].clone())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    for mode in ["uring", "epoll"] {
+        let k = k(mode);
+        assert!(k["cpu_us"].as_f64().unwrap() > 0.0, "{mode}: {k}");
+        near_one(&k["accepts"], &format!("{mode} accepts"));
+        near_one(&k["closes"], &format!("{mode} closes"));
+    }
+    let (u, e, f) = (k("uring"), k("epoll"), k("fork"));
+    assert!(u["ring_enters"].as_f64().unwrap() > 0.0, "{u}");
+    assert!(u["cqes_per_enter"].as_f64().unwrap() >= 1.0, "{u}");
+    assert!(u["epoll_waits"].is_null(), "{u}");
+    assert!(e["epoll_waits"].as_f64().unwrap() > 0.0, "{e}");
+    assert!(e["events_per_wait"].as_f64().unwrap() >= 1.0, "{e}");
+    assert!(f["accepts"].is_null(), "fork has no /metrics: {f}");
+    assert!(f["cpu_us"].as_f64().unwrap() > 0.0, "{f}");
+    if !perf {
+        eprintln!("note: perf counters unavailable here ({notes}); system calls not checked");
+        return;
+    }
+    // One accept4 per connection, plus the one that ends each accept
+    // burst with EAGAIN.
+    let accepts = syscall(&e, "accept4").as_f64().unwrap_or(0.0);
+    assert!(
+        (0.9..=2.2).contains(&accepts),
+        "epoll accept4 per request: {accepts}: {e}"
+    );
+    near_one(&syscall(&e, "close"), "epoll close");
+    let clones = [syscall(&f, "clone"), syscall(&f, "clone3")]
+        .iter()
+        .filter_map(|v| v.as_f64())
+        .sum::<f64>();
+    assert!(
+        (0.9..=1.15).contains(&clones),
+        "fork: clone per request {clones}: {f}"
+    );
+    near_one(&syscall(&f, "wait4"), "fork wait4");
+    let calls = |k: &serde_json::Value| k["syscalls"].as_f64().unwrap();
+    assert!(
+        calls(&u) < calls(&e),
+        "uring {} vs epoll {} system calls per request",
+        calls(&u),
+        calls(&e)
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

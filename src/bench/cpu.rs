@@ -1,25 +1,29 @@
-//! CPU sets and CPU time of a process tree, read from `/proc`.
+//! CPU sets, and what a server's process tree used, read from `/proc`.
 //!
 //! - [`parse_cpu_list`]: the kernel's CPU list syntax (`0-3,6`), as in
 //!   `/sys/devices/system/cpu/online` and `taskset -c`.
 //! - [`default_split`]: which CPUs the server and the load generator get.
-//! - [`tree_cpu_ticks`]: user + system time of a process, its threads, its
-//!   live descendants and the children it has already reaped, in clock ticks
-//!   (proc(5): `/proc/<pid>/stat` fields 14–17, `/proc/<pid>/task/<tid>/children`,
-//!   Linux 3.5+ with `CONFIG_PROC_CHILDREN`).
-//! - [`CpuSampler`]: samples that figure on a background thread so the
-//!   harness can interpolate it at the exact edges of a measured window.
+//! - [`tree_usage`]: user and system time, minor faults (each including the
+//!   children already reaped) and context switches of live threads, of a
+//!   process, its threads and its live descendants (proc(5):
+//!   `/proc/<pid>/stat` fields 10, 11, 14–17, `/proc/<pid>/task/<tid>/status`,
+//!   `/proc/<pid>/task/<tid>/children`, Linux 3.5+ with `CONFIG_PROC_CHILDREN`).
+//! - [`UsageSampler`]: samples that, the kernel probe's counters and the
+//!   server's own `/metrics` counters on a background thread, so the
+//!   harness can interpolate them at the exact edges of a measured window.
 //!
-//! It does not pin anything (see [`crate::sys`]) and owns no descriptors
-//! beyond the short-lived `/proc` reads.
+//! It pins only its own sampler thread (to the load generator's CPUs).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-/// How often [`CpuSampler`] reads the process tree's CPU time, ms. The
+use super::kernel::KernelProbe;
+
+/// How often [`UsageSampler`] reads the process tree's CPU time, ms. The
 /// figure itself moves in clock ticks (10 ms at the usual `CLK_TCK` of 100),
 /// so sampling faster than that gains nothing.
 pub const CPU_SAMPLE_EVERY_MS: u64 = 20;
@@ -94,25 +98,86 @@ pub fn clock_ticks_per_sec() -> u64 {
     crate::sys::clock_ticks_per_sec()
 }
 
-/// `utime + stime + cutime + cstime` (clock ticks) from the text of
+/// One reading of a process tree from `/proc` (proc(5)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeUsage {
+    /// CPU time, ns: `sum_exec_runtime` of every live thread
+    /// (`/proc/<pid>/task/<tid>/schedstat`, exact) plus `cutime + cstime`
+    /// of every live process (the children it has reaped). Without
+    /// schedstat (no `CONFIG_SCHED_INFO`), the threads' `utime + stime`.
+    /// Unlike the tick counts below it does not lose the CPU time of many
+    /// briefly running processes (a fork server's children), which tick
+    /// sampling misses.
+    pub run_ns: u64,
+    /// User time, clock ticks: `utime + cutime` of every live process (so
+    /// the children each has reaped are in).
+    pub user_ticks: u64,
+    /// System time, clock ticks: `stime + cstime`, likewise.
+    pub sys_ticks: u64,
+    /// Minor page faults: `minflt + cminflt`, likewise.
+    pub minflt: u64,
+    /// `voluntary_ctxt_switches` of every live thread
+    /// (`/proc/<pid>/task/<tid>/status`). Threads and processes that have
+    /// exited are not in it, so it can go down.
+    pub vcsw: u64,
+    /// `nonvoluntary_ctxt_switches` (preempted), likewise.
+    pub ivcsw: u64,
+}
+
+impl TreeUsage {
+    /// User + system ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.user_ticks + self.sys_ticks
+    }
+}
+
+/// `(utime + stime, cutime + cstime)` in clock ticks from `/proc/…/stat` text.
+fn stat_own_and_reaped(stat: &str) -> Option<(u64, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+    Some((get(14)? + get(15)?, get(16)? + get(17)?))
+}
+
+/// `(utime + cutime, stime + cstime, minflt + cminflt)` from the text of
 /// `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted after its last `)`.
-pub fn stat_ticks(stat: &str) -> Option<u64> {
+pub fn stat_usage(stat: &str) -> Option<(u64, u64, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     // After ")": field 3 (state) is index 0, so field n is index n - 3.
     let f: Vec<&str> = rest.split_whitespace().collect();
     let get = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
-    Some(get(14)? + get(15)? + get(16)? + get(17)?)
+    Some((
+        get(14)? + get(16)?,
+        get(15)? + get(17)?,
+        get(10)? + get(11)?,
+    ))
 }
 
-/// CPU time, in clock ticks, of `pid` and every live descendant: each
-/// process's own user + system time (all its threads) plus that of the
-/// children it has reaped (`cutime`/`cstime`), so a fork-per-connection
-/// server's exited children are counted once their parent has waited for
-/// them. `None` when `pid` itself is gone; descendants that exit while
-/// the tree is walked are skipped.
-pub fn tree_cpu_ticks(pid: u32) -> Option<u64> {
-    let mut total = 0;
+/// `utime + stime + cutime + cstime` (clock ticks) from `/proc/<pid>/stat` text.
+pub fn stat_ticks(stat: &str) -> Option<u64> {
+    stat_usage(stat).map(|(u, s, _)| u + s)
+}
+
+/// `(voluntary, nonvoluntary)` context switches from `/proc/…/status` text.
+fn status_switches(status: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
+}
+
+/// [`TreeUsage`] of `pid` and every live descendant. `None` when `pid`
+/// itself is gone; descendants that exit while the tree is walked are
+/// skipped.
+pub fn tree_usage(pid: u32) -> Option<TreeUsage> {
+    let mut total = TreeUsage::default();
     let mut seen = HashSet::new();
     let mut stack = vec![pid];
     let mut root = true;
@@ -120,18 +185,47 @@ pub fn tree_cpu_ticks(pid: u32) -> Option<u64> {
         if !seen.insert(p) {
             continue;
         }
-        let ticks = std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .ok()
-            .and_then(|s| stat_ticks(&s));
-        match ticks {
-            Some(t) => total += t,
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok();
+        let usage = stat
+            .as_deref()
+            .and_then(|s| Some((stat_usage(s)?, stat_own_and_reaped(s)?)));
+        let (own_ticks, reaped_ticks) = match usage {
+            Some(((u, s, f), own_reaped)) => {
+                total.user_ticks += u;
+                total.sys_ticks += s;
+                total.minflt += f;
+                own_reaped
+            }
             None if root => return None,
             None => continue,
-        }
+        };
         root = false;
+        let tick_ns = 1_000_000_000 / clock_ticks_per_sec().max(1);
+        let mut threads_ns = Some(0u64);
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for task in tasks.flatten() {
+                if let Ok(text) = std::fs::read_to_string(task.path().join("status")) {
+                    let (v, i) = status_switches(&text);
+                    total.vcsw += v;
+                    total.ivcsw += i;
+                }
+                let ns = std::fs::read_to_string(task.path().join("schedstat"))
+                    .ok()
+                    .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
+                threads_ns = threads_ns.zip(ns).map(|(a, b)| a + b);
+            }
+        }
+        total.run_ns += threads_ns.unwrap_or(own_ticks * tick_ns) + reaped_ticks * tick_ns;
         stack.extend(children_of(p));
     }
     Some(total)
+}
+
+/// CPU time, in clock ticks, of `pid` and every live descendant, the
+/// children each has reaped included (so a fork-per-connection server's
+/// exited children are counted once their parent has waited for them).
+pub fn tree_cpu_ticks(pid: u32) -> Option<u64> {
+    tree_usage(pid).map(|u| u.cpu_ticks())
 }
 
 /// Child pids of every thread of `pid` (`/proc/<pid>/task/<tid>/children`).
@@ -151,34 +245,75 @@ fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
-/// A background thread that samples [`tree_cpu_ticks`] of one pid every
-/// [`CPU_SAMPLE_EVERY_MS`] with wall-clock timestamps.
-pub struct CpuSampler {
+/// One timestamped reading of the server: its process tree, the kernel
+/// probe's series ([`KernelProbe::read`]) and, every
+/// [`SCRAPE_EVERY_SAMPLES`]th time, its own `/metrics` counters.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub at: SystemTime,
+    pub tree: TreeUsage,
+    pub kernel: Vec<u64>,
+    /// `okring_*_total` counters by name (without prefix and suffix).
+    pub counters: Option<BTreeMap<String, f64>>,
+}
+
+/// Every how many samples [`UsageSampler`] scrapes the server's `/metrics`
+/// (100 ms): a scrape costs the server a little CPU, and the counter
+/// ratios it feeds are ratios of deltas that staleness does not skew.
+pub const SCRAPE_EVERY_SAMPLES: usize = 5;
+
+/// A background thread that reads [`tree_usage`] of one pid, a
+/// [`KernelProbe`] and the server's `/metrics` every
+/// [`CPU_SAMPLE_EVERY_MS`], with wall-clock timestamps.
+pub struct UsageSampler {
     stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<(SystemTime, u64)>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
     handle: Option<JoinHandle<()>>,
 }
 
-impl CpuSampler {
-    /// Start sampling `pid`. Errors: the thread cannot be spawned.
-    pub fn start(pid: u32) -> Result<CpuSampler, String> {
+impl UsageSampler {
+    /// Start sampling `pid` from a thread restricted to `own_cpus` (so its
+    /// reads are not counted on the server's CPUs). Errors: the thread
+    /// cannot be spawned.
+    pub fn start(
+        pid: u32,
+        probe: Option<KernelProbe>,
+        metrics: Option<SocketAddr>,
+        own_cpus: &[usize],
+    ) -> Result<UsageSampler, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (s, v) = (stop.clone(), samples.clone());
+        let own_cpus = own_cpus.to_vec();
         let handle = std::thread::Builder::new()
-            .name("okring-bench-cpu".into())
-            .spawn(move || loop {
-                if let Some(t) = tree_cpu_ticks(pid) {
-                    let now = SystemTime::now();
-                    v.lock().unwrap_or_else(|e| e.into_inner()).push((now, t));
+            .name("okring-bench-usage".into())
+            .spawn(move || {
+                let _ = crate::sys::pin_current_thread_to(&own_cpus);
+                let mut n = 0usize;
+                loop {
+                    let kernel = probe.as_ref().map(|p| p.read()).unwrap_or_default();
+                    let counters = match metrics {
+                        Some(addr) if n.is_multiple_of(SCRAPE_EVERY_SAMPLES) => scrape_counters(addr),
+                        _ => None,
+                    };
+                    if let Some(tree) = tree_usage(pid) {
+                        let at = SystemTime::now();
+                        v.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
+                            at,
+                            tree,
+                            kernel,
+                            counters,
+                        });
+                    }
+                    if s.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(CPU_SAMPLE_EVERY_MS));
                 }
-                if s.load(Ordering::Relaxed) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(CPU_SAMPLE_EVERY_MS));
             })
-            .map_err(|e| format!("cannot start the CPU sampler thread: {e}"))?;
-        Ok(CpuSampler {
+            .map_err(|e| format!("cannot start the usage sampler thread: {e}"))?;
+        Ok(UsageSampler {
             stop,
             samples,
             handle: Some(handle),
@@ -186,7 +321,7 @@ impl CpuSampler {
     }
 
     /// Stop sampling (after one last sample) and return the samples in time order.
-    pub fn finish(mut self) -> Vec<(SystemTime, u64)> {
+    pub fn finish(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -195,7 +330,7 @@ impl CpuSampler {
     }
 }
 
-impl Drop for CpuSampler {
+impl Drop for UsageSampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
@@ -204,10 +339,34 @@ impl Drop for CpuSampler {
     }
 }
 
-/// The sampled tick count at `at`, linearly interpolated between the two
+/// GET /metrics from `addr` (200 ms bounds) and keep the `okring_X_total`
+/// counters as `X` → value. `None` when the scrape fails.
+fn scrape_counters(addr: SocketAddr) -> Option<BTreeMap<String, f64>> {
+    use std::io::{Read, Write};
+    let limit = Duration::from_millis(200);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, limit).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: okring\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    Some(
+        body.lines()
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                let name = name.strip_prefix("okring_")?.strip_suffix("_total")?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// Series `f` of `samples` at `at`, linearly interpolated between the two
 /// samples around it (clamped to the first/last sample outside their span).
 /// `None` without samples.
-pub fn ticks_at(samples: &[(SystemTime, u64)], at: SystemTime) -> Option<f64> {
+pub fn value_at(samples: &[Sample], at: SystemTime, f: impl Fn(&Sample) -> f64) -> Option<f64> {
     let secs = |t: SystemTime| {
         t.duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -215,27 +374,59 @@ pub fn ticks_at(samples: &[(SystemTime, u64)], at: SystemTime) -> Option<f64> {
     };
     let x = secs(at);
     let (first, last) = (samples.first()?, samples.last()?);
-    if x <= secs(first.0) {
-        return Some(first.1 as f64);
+    if x <= secs(first.at) {
+        return Some(f(first));
     }
-    if x >= secs(last.0) {
-        return Some(last.1 as f64);
+    if x >= secs(last.at) {
+        return Some(f(last));
     }
-    let i = samples.partition_point(|s| secs(s.0) <= x);
-    let (a, b) = (samples[i - 1], samples[i]);
-    let (xa, xb) = (secs(a.0), secs(b.0));
+    let i = samples.partition_point(|s| secs(s.at) <= x);
+    let (a, b) = (&samples[i - 1], &samples[i]);
+    let (xa, xb) = (secs(a.at), secs(b.at));
     if xb <= xa {
-        return Some(b.1 as f64);
+        return Some(f(b));
     }
-    Some(a.1 as f64 + (b.1 as f64 - a.1 as f64) * (x - xa) / (xb - xa))
+    Some(f(a) + (f(b) - f(a)) * (x - xa) / (xb - xa))
 }
 
-/// CPU seconds the sampled tree used between `from` and `to`.
-pub fn cpu_secs_between(samples: &[(SystemTime, u64)], from: SystemTime, to: SystemTime) -> f64 {
-    match (ticks_at(samples, from), ticks_at(samples, to)) {
-        (Some(a), Some(b)) => (b - a).max(0.0) / clock_ticks_per_sec() as f64,
+/// How much series `f` grew between `from` and `to` (never below 0).
+pub fn delta_between(
+    samples: &[Sample],
+    from: SystemTime,
+    to: SystemTime,
+    f: impl Fn(&Sample) -> f64,
+) -> f64 {
+    match (value_at(samples, from, &f), value_at(samples, to, &f)) {
+        (Some(a), Some(b)) => (b - a).max(0.0),
         _ => 0.0,
     }
+}
+
+/// CPU seconds the sampled tree used between `from` and `to`
+/// ([`TreeUsage::run_ns`]).
+pub fn cpu_secs_between(samples: &[Sample], from: SystemTime, to: SystemTime) -> f64 {
+    delta_between(samples, from, to, |s| s.tree.run_ns as f64) / 1e9
+}
+
+/// The growth of server counters `num` and `den` over the scrapes inside
+/// `[from, to]` (the first and the last), as `Δnum / Δden`. `None` with
+/// fewer than two scrapes in the window or no growth of `den`.
+pub fn counter_ratio(
+    samples: &[Sample],
+    from: SystemTime,
+    to: SystemTime,
+    num: &str,
+    den: &str,
+) -> Option<f64> {
+    let inside: Vec<&BTreeMap<String, f64>> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at <= to)
+        .filter_map(|s| s.counters.as_ref())
+        .collect();
+    let (a, b) = (inside.first()?, inside.last()?);
+    let d = |m: &str| Some(b.get(m)? - a.get(m)?);
+    let dd = d(den)?;
+    (dd > 0.0).then(|| d(num).map(|n| n / dd)).flatten()
 }
 
 #[cfg(test)]
@@ -263,18 +454,85 @@ mod tests {
     fn stat_fields_are_counted_after_the_command_name() {
         // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
         // majflt cmajflt utime stime cutime cstime ...
-        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 0 0 0 7 11 13 17 20 0 3";
+        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 5 0 0 7 11 13 17 20 0 3";
         assert_eq!(stat_ticks(s), Some(7 + 11 + 13 + 17));
+        assert_eq!(stat_usage(s), Some((7 + 13, 11 + 17, 10 + 5)));
         assert_eq!(stat_ticks("garbage"), None);
+    }
+
+    fn sample(at: SystemTime, user: u64, counters: Option<&[(&str, f64)]>) -> Sample {
+        Sample {
+            at,
+            tree: TreeUsage {
+                user_ticks: user,
+                ..TreeUsage::default()
+            },
+            kernel: Vec::new(),
+            counters: counters.map(|c| c.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        }
     }
 
     #[test]
     fn interpolates_between_samples() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        let s = [(t0, 0), (t0 + Duration::from_secs(1), 100)];
-        assert_eq!(ticks_at(&s, t0 + Duration::from_millis(250)), Some(25.0));
-        assert_eq!(ticks_at(&s, t0 - Duration::from_secs(1)), Some(0.0));
-        assert_eq!(ticks_at(&s, t0 + Duration::from_secs(9)), Some(100.0));
+        let s = [
+            sample(t0, 0, None),
+            sample(t0 + Duration::from_secs(1), 100, None),
+        ];
+        let user = |s: &Sample| s.tree.user_ticks as f64;
+        assert_eq!(
+            value_at(&s, t0 + Duration::from_millis(250), user),
+            Some(25.0)
+        );
+        assert_eq!(value_at(&s, t0 - Duration::from_secs(1), user), Some(0.0));
+        assert_eq!(value_at(&s, t0 + Duration::from_secs(9), user), Some(100.0));
+        let d = delta_between(&s, t0, t0 + Duration::from_millis(500), user);
+        assert_eq!(d, 50.0);
+    }
+
+    #[test]
+    fn counter_ratios_use_the_scrapes_inside_the_window() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let s = [
+            sample(ms(0), 0, Some(&[("requests", 0.0), ("ring_enters", 0.0)])),
+            sample(
+                ms(100),
+                0,
+                Some(&[("requests", 100.0), ("ring_enters", 90.0)]),
+            ),
+            sample(ms(150), 0, None),
+            sample(
+                ms(200),
+                0,
+                Some(&[("requests", 300.0), ("ring_enters", 100.0)]),
+            ),
+            sample(
+                ms(300),
+                0,
+                Some(&[("requests", 900.0), ("ring_enters", 500.0)]),
+            ),
+        ];
+        // Inside [50, 250]: the scrapes at 100 and 200 ms.
+        assert_eq!(
+            counter_ratio(&s, ms(50), ms(250), "ring_enters", "requests"),
+            Some(0.05)
+        );
+        assert_eq!(
+            counter_ratio(&s, ms(50), ms(150), "ring_enters", "requests"),
+            None
+        );
+        assert_eq!(
+            counter_ratio(&s, ms(0), ms(300), "absent", "requests"),
+            None
+        );
+    }
+
+    #[test]
+    fn status_gives_both_kinds_of_switch() {
+        let text = "Name:\tokring\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(status_switches(text), (12, 3));
+        assert_eq!(status_switches("Name: x"), (0, 0));
     }
 
     #[test]
@@ -285,6 +543,9 @@ mod tests {
             std::hint::black_box(0u64);
         }
         assert!(tree_cpu_ticks(me).is_some());
+        let u = tree_usage(me).unwrap();
+        assert!(u.run_ns >= 50_000_000, "50 ms of spinning: {u:?}");
+        assert!(u.vcsw + u.ivcsw > 0, "this process has switched: {u:?}");
         assert_eq!(tree_cpu_ticks(u32::MAX), None);
     }
 }

@@ -24,6 +24,7 @@ use crate::config::Mode;
 use crate::error::Error;
 
 pub mod cpu;
+pub mod kernel;
 pub mod peers;
 pub mod plot;
 pub mod report;

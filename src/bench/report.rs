@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::cpu::format_cpu_list;
+use super::kernel::PerRequest;
 use super::run::{LoadGen, RunRecord};
 use super::BenchConfig;
 use crate::stats::{fmt_ns, hist_json, new_histogram, write_hgrm, HgrmSummary};
@@ -97,6 +98,8 @@ pub struct Summary {
     pub errors: u64,
     /// Sum of requests sent over repeats.
     pub sent: u64,
+    /// Medians over repeats of what the kernel did per request.
+    pub kernel: PerRequest,
 }
 
 /// Median of `v` (mean of the middle two for even lengths); `None` when empty.
@@ -205,6 +208,9 @@ pub fn summarize(cfg: &BenchConfig, records: &[RunRecord]) -> Vec<Summary> {
                     peer_percentiles_ns: peer,
                     errors: ok.iter().map(|(_, d)| d.errors).sum(),
                     sent: ok.iter().map(|(_, d)| d.sent).sum(),
+                    kernel: PerRequest::median_of(
+                        &ok.iter().map(|(_, d)| &d.kernel).collect::<Vec<_>>(),
+                    ),
                 });
             }
         }
@@ -295,6 +301,71 @@ pub fn table_text(cfg: &BenchConfig, summary: &[Summary]) -> String {
     s
 }
 
+/// How many system calls [`kernel_table_text`] names per row.
+pub const SYSCALLS_NAMED: usize = 5;
+
+/// The per-request kernel accounting table as Markdown (also on stdout).
+pub fn kernel_table_text(summary: &[Summary]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| server | conns | load | user µs | sys µs | syscalls | most made (per request) | ctx switches, server CPUs | vol / invol, server threads | minor faults | event loop | accepts | closes |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
+    );
+    let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    for x in summary.iter().filter(|x| x.runs > 0) {
+        let k = &x.kernel;
+        let named: Vec<String> = k
+            .syscalls_by_name
+            .iter()
+            .take(SYSCALLS_NAMED)
+            .map(|(n, v)| format!("{n} {v:.2}"))
+            .collect();
+        let event_loop = match (k.ring_enters, k.epoll_waits) {
+            (Some(e), _) => format!(
+                "{e:.3} io_uring_enter, {} CQEs each",
+                k.cqes_per_enter.map_or("–".into(), |c| format!("{c:.1}"))
+            ),
+            (None, Some(w)) => format!(
+                "{w:.3} epoll_wait, {} events each",
+                k.events_per_wait.map_or("–".into(), |c| format!("{c:.1}"))
+            ),
+            (None, None) => "–".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} | {event_loop} | {} | {} |",
+            x.server,
+            x.connections,
+            x.load.name(),
+            opt(k.user_us),
+            opt(k.sys_us),
+            opt(k.syscalls),
+            if named.is_empty() { "–".into() } else { named.join(", ") },
+            opt(k.context_switches),
+            k.voluntary_switches,
+            k.involuntary_switches,
+            k.minor_faults,
+            opt(k.accepts),
+            opt(k.closes),
+        );
+    }
+    s
+}
+
+/// What [`kernel_table_text`]'s columns are and where they come from.
+pub const KERNEL_METHOD: &str = "Per request, over the measured window only. user/sys µs: the server CPU µs/req of the table above \
+(schedstat of every live thread plus the children reaped, from /proc), split in the proportion of the \
+utime/stime tick counts (– when the window saw under 10 ticks). minor faults: minflt + cminflt of the process tree. syscalls and ctx switches: perf counters on the server's CPUs \
+(perf_event_open, counting mode: raw_syscalls:sys_enter, syscalls:sys_enter_NAME and the context-switch software event), \
+every task there, so they include a fork server's exited children and the idle task the CPU switches to and from. \
+vol / invol: voluntary and involuntary switches of the server's live threads from /proc/PID/task/*/status \
+(threads and processes that have exited are not in it). event loop, accepts, closes: the server's own counters \
+from its /metrics endpoint, per request it counted (uring, epoll and prefork modes).";
+
 fn hgrm_json(h: &HgrmSummary) -> Value {
     let at = |q: f64| {
         h.rows
@@ -354,6 +425,7 @@ pub fn results_json(
                         "server_cpu_s": d.server_cpu_s,
                         "server_cpu_us_per_req": d.server_cpu_us_per_req,
                         "server_cpu_util": d.server_cpu_util,
+                        "kernel_per_request": d.kernel,
                         "peer_percentiles_ns": d.peer_percentiles_ns,
                         "warnings": d.warnings,
                     });
@@ -380,6 +452,7 @@ pub fn results_json(
                 "server_cpu_util_median": x.cpu_util,
                 "requests_per_sec_ratio": x.rps_ratio,
                 "server_cpu_per_req_ratio": x.cpu_ratio,
+                "kernel_per_request_median": x.kernel,
                 "errors": x.errors,
                 "latency_merged": x.latency.as_ref().map(hist_json),
                 "peer_percentiles_ns": x.peer_percentiles_ns,
@@ -467,6 +540,9 @@ pub fn report_md(
         "\nServer CPU is user + system time of the server's whole process tree from /proc, \
          over the measured window only; µs/req divides it by the requests the load generator counted."
     );
+    let _ = writeln!(s, "\n## What the kernel did per request\n");
+    s.push_str(&kernel_table_text(summary));
+    let _ = writeln!(s, "\n{KERNEL_METHOD}");
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.is_err()).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");

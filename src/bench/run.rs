@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::cpu::{cpu_secs_between, CpuSampler};
+use super::cpu::{cpu_secs_between, UsageSampler};
+use super::kernel::{KernelProbe, PerRequest};
 use super::peers::{self, WrkResult};
 use super::server::{Server, ServerKind};
 use super::{order_for_repeat, BenchConfig, ServerSpec};
@@ -66,6 +67,8 @@ pub struct RunData {
     pub server_cpu_us_per_req: f64,
     /// Server CPU use in the window: `server_cpu_s / elapsed_s` (1.0 = one CPU busy).
     pub server_cpu_util: f64,
+    /// What the kernel and the server's loop did per request in the window.
+    pub kernel: PerRequest,
     /// Client latency, ns (okring's generator only).
     pub latency: Option<Histogram<u64>>,
     /// Open loop: latency from the actual send, ns.
@@ -235,10 +238,13 @@ fn one_server_run(
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let sampler = match CpuSampler::start(server.pid()) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
+    let probe = KernelProbe::open(&cfg.server_cpus);
+    let series = probe.series();
+    let sampler =
+        match UsageSampler::start(server.pid(), Some(probe), server.metrics, &cfg.client_cpus) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
     let mut results: Vec<(LoadGen, Windowed)> = Vec::new();
     let okr = okring_load(cfg, server.addr, conns, id, progress);
     results.push((LoadGen::Okring, okr));
@@ -282,6 +288,8 @@ fn one_server_run(
                     return Err(e.clone());
                 }
                 d.server_cpu_s = cpu_secs_between(&samples, from, to);
+                d.kernel = PerRequest::from_samples(&samples, &series, from, to, d.requests);
+
                 if d.requests > 0 {
                     d.server_cpu_us_per_req = d.server_cpu_s * 1e6 / d.requests as f64;
                 }
@@ -357,6 +365,7 @@ fn okring_data(res: &LoadResult, files: Vec<String>) -> RunData {
         server_cpu_s: 0.0,
         server_cpu_us_per_req: 0.0,
         server_cpu_util: 0.0,
+        kernel: PerRequest::default(),
         latency: Some(res.latency_ns.clone()),
         uncorrected: res.uncorrected_ns.clone(),
         schedule_lag: res.schedule_lag_ns.clone(),
@@ -378,6 +387,7 @@ fn wrk_data(r: &WrkResult, file: String) -> RunData {
         server_cpu_s: 0.0,
         server_cpu_us_per_req: 0.0,
         server_cpu_util: 0.0,
+        kernel: PerRequest::default(),
         latency: None,
         uncorrected: None,
         schedule_lag: None,

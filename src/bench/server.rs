@@ -35,6 +35,9 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its `/metrics` endpoint (okring's uring, epoll and prefork modes;
+    /// fork and sequential have none, nor does nginx).
+    pub metrics: Option<SocketAddr>,
     /// nginx's prefix directory, removed on drop.
     tmp: Option<PathBuf>,
 }
@@ -119,6 +122,24 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     word.parse().ok()
 }
 
+/// Whether `okring serve ARGS` has a `/metrics` endpoint (not fork or
+/// sequential mode).
+fn has_metrics(args: &[String]) -> bool {
+    !args
+        .windows(2)
+        .any(|w| w[0] == "--mode" && matches!(w[1].as_str(), "fork" | "sequential"))
+}
+
+/// The address in okring's `okring: metrics on http://ADDR/metrics` line.
+pub fn parse_metrics(line: &str) -> Option<SocketAddr> {
+    line.split("metrics on http://")
+        .nth(1)?
+        .trim()
+        .strip_suffix("/metrics")?
+        .parse()
+        .ok()
+}
+
 fn start_okring(
     args: &[String],
     cpus: &[usize],
@@ -138,6 +159,11 @@ fn start_okring(
         ])
         .arg("--hist-out")
         .arg(hist_out)
+        .args(if has_metrics(args) {
+            &["--metrics", "127.0.0.1:0"][..]
+        } else {
+            &[]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -148,7 +174,7 @@ fn start_okring(
     let stderr = child.stderr.take().ok_or("okring serve: no stderr pipe")?;
     let mut logf =
         std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let (tx, rx) = mpsc::channel::<Result<SocketAddr, String>>();
+    let (tx, rx) = mpsc::channel::<Result<(SocketAddr, Option<SocketAddr>), String>>();
     // The reader keeps draining stderr for the child's whole life so that the
     // child never blocks on a full pipe; every line goes to the log file.
     std::thread::Builder::new()
@@ -156,11 +182,14 @@ fn start_okring(
         .spawn(move || {
             let mut last = String::new();
             let mut sent = false;
+            let mut metrics = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = writeln!(logf, "{line}");
                 if !sent {
+                    // `metrics on` comes before `listening on`.
+                    metrics = metrics.or_else(|| parse_metrics(&line));
                     if let Some(a) = parse_listening(&line) {
-                        let _ = tx.send(Ok(a));
+                        let _ = tx.send(Ok((a, metrics)));
                         sent = true;
                     }
                 }
@@ -172,9 +201,10 @@ fn start_okring(
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;
     match rx.recv_timeout(Duration::from_millis(READY_TIMEOUT_MS)) {
-        Ok(Ok(addr)) => Ok(Server {
+        Ok(Ok((addr, metrics))) => Ok(Server {
             child,
             addr,
+            metrics,
             tmp: None,
         }),
         Ok(Err(last)) => {
@@ -267,6 +297,7 @@ fn start_nginx(bin: &Path, cpus: &[usize], log: &Path) -> Result<Server, String>
     let mut server = Server {
         child,
         addr,
+        metrics: None,
         tmp: Some(dir.clone()),
     };
     let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
@@ -294,6 +325,25 @@ fn start_nginx(bin: &Path, cpus: &[usize], log: &Path) -> Result<Server, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_metrics_address_and_which_modes_have_one() {
+        assert_eq!(
+            parse_metrics("okring: metrics on http://127.0.0.1:4242/metrics"),
+            Some("127.0.0.1:4242".parse().unwrap())
+        );
+        assert_eq!(parse_metrics("okring: listening on 127.0.0.1:1"), None);
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(has_metrics(&args(&["--mode", "uring"])));
+        assert!(has_metrics(&args(&[
+            "--mode",
+            "prefork",
+            "--worker-loop",
+            "epoll"
+        ])));
+        assert!(!has_metrics(&args(&["--mode", "fork"])));
+        assert!(!has_metrics(&args(&["--mode", "sequential"])));
+    }
 
     #[test]
     fn finds_the_listening_address() {

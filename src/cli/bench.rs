@@ -190,7 +190,7 @@ impl BenchArgs {
         }
         if server_cpus.iter().any(|c| client_cpus.contains(c)) {
             notes.push(format!(
-                "server CPUs {} and client CPUs {} overlap: server and load generator compete for them",
+                "server CPUs {} and client CPUs {} overlap: server and load generator compete for them, and the per-request kernel counts include the load generator",
                 bench::cpu::format_cpu_list(&server_cpus),
                 bench::cpu::format_cpu_list(&client_cpus)
             ));
@@ -200,6 +200,9 @@ impl BenchArgs {
                 "--connections {c}: fewer connections than client CPUs ({}); raise it or pass fewer --client-cpus",
                 client_cpus.len()
             ));
+        }
+        if let Some(n) = bench::kernel::KernelProbe::open(&server_cpus).note() {
+            notes.push(n.to_string());
         }
         let out = self
             .out
@@ -245,6 +248,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     }
     let b = bench::run(&cfg)?;
     println!("{}", bench::report::table_text(&cfg, &b.summary));
+    println!("What the kernel did per request (server side):\n");
+    println!("{}", bench::report::kernel_table_text(&b.summary));
     bench::report::write_all(&cfg, &b.host, &command, &b.records, &b.summary)?;
     bench::plot::write_all(&cfg, &b.records, &b.summary)?;
     eprintln!("okring bench: wrote {}", cfg.out.display());

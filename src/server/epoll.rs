@@ -160,6 +160,8 @@ impl Worker<'_> {
             // `now` is the end of the last pass: the wait may end up to one
             // pass late, which the tick tolerates; no clock read per wait.
             self.ep.wait(&mut events, ticker.timeout_ms(now));
+            self.ctx.stats.counters.epoll_waits += 1;
+            self.ctx.stats.counters.epoll_events += events.len() as u64;
             for ev in &events {
                 match ev.token {
                     TOKEN_LISTENER => self.accept_burst(),

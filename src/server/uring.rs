@@ -423,6 +423,9 @@ impl Worker<'_> {
     }
 
     fn enter(&mut self, want: usize) -> io::Result<()> {
+        // io-uring's submit_and_wait always makes the system call without
+        // SQPOLL, so this counts io_uring_enter(2) calls exactly.
+        self.ctx.stats.counters.ring_enters += 1;
         match self.ring.submit_and_wait(want) {
             Ok(_) => Ok(()),
             Err(e) => match e.raw_os_error() {
@@ -443,6 +446,7 @@ impl Worker<'_> {
             self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
         }
         drop(cq);
+        self.ctx.stats.counters.cqes += self.cqes.len() as u64;
         if overflow != self.overflow_seen {
             self.ctx.stats.counters.cq_overflow +=
                 u64::from(overflow.wrapping_sub(self.overflow_seen));

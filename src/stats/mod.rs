@@ -140,6 +140,15 @@ counters! {
     cq_overflow,
     /// Sends that completed short and were resumed.
     short_sends,
+    /// io_uring_enter(2) calls (uring): each submits the queued SQEs and
+    /// waits for at least one CQE, or only submits when the SQ is full.
+    ring_enters,
+    /// CQEs reaped from the completion queue (uring).
+    cqes,
+    /// epoll_wait(2) calls (epoll), including those that time out.
+    epoll_waits,
+    /// Readiness events returned by epoll_wait(2) (epoll).
+    epoll_events,
 }
 
 /// Everything one worker hands to the merger when it stops.

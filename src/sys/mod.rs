@@ -27,6 +27,7 @@ macro_rules! syscall {
 
 mod errno;
 pub mod net;
+pub mod perf;
 pub mod uring;
 
 pub use errno::{AcceptFailure, Errno, IoFailure};
