@@ -14,6 +14,7 @@
 //! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`report`]: `okring report`, merging histograms of several runs.
 //! - [`plot`]: the SVG plots `bench` and `report` share.
+//! - [`trace`]: `okring trace`'s reading of strace output (pure).
 //! - [`config`]: the resolved configuration the library takes (no clap).
 //! - [`error`]: the one error type of the front doors and the exit status.
 //! - [`gate`]: `--fail-if` budgets, judged against a run's figures.
@@ -50,3 +51,4 @@ pub mod report;
 pub mod server;
 pub mod stats;
 pub mod sys;
+pub mod trace;

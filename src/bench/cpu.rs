@@ -293,7 +293,9 @@ impl UsageSampler {
                 loop {
                     let kernel = probe.as_ref().map(|p| p.read()).unwrap_or_default();
                     let counters = match metrics {
-                        Some(addr) if n.is_multiple_of(SCRAPE_EVERY_SAMPLES) => scrape_counters(addr),
+                        Some(addr) if n.is_multiple_of(SCRAPE_EVERY_SAMPLES) => {
+                            scrape_counters(addr)
+                        }
                         _ => None,
                     };
                     if let Some(tree) = tree_usage(pid) {

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod load;
 pub mod report;
 pub mod serve;
+pub mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +52,11 @@ pub enum Command {
     /// (several load machines, several runs) and print percentiles.
     #[command(after_help = EXIT_CODES)]
     Report(report::ReportArgs),
+    /// Run one server mode under strace, send it a few requests, and print
+    /// the system calls it made for each, normalised (descriptors and
+    /// processes named), with a per-request summary. Needs strace.
+    #[command(after_help = EXIT_CODES)]
+    Trace(trace::TraceArgs),
     /// Print a shell completion script on stdout, e.g.
     /// `okring completions bash > /etc/bash_completion.d/okring`.
     Completions {
@@ -72,6 +78,7 @@ pub fn main() -> i32 {
         Command::Load(args) => load::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Trace(args) => trace::run(&args),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
     };
