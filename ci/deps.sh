@@ -6,7 +6,8 @@
 # package (hdrhistogram, PyPI), and for the real-kernel matrix
 # qemu-system-x86, cpio and busybox-static; iproute2, parallel,
 # python3-yaml, bsdutils and man-db for tests/shards.rs and tests/cli.rs; mounts
-# tracefs for okring bench's system-call counters; strace for okring trace.
+# tracefs for okring bench's system-call counters; strace for okring trace;
+# chromium for tests/html.rs.
 # Installs only
 # what is missing; needs root (or sudo) when something is.
 set -euo pipefail
@@ -38,6 +39,8 @@ python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 # tests/trace.rs runs okring trace, which runs the server under strace.
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# tests/html.rs opens report.html in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # tests/cli.rs renders okring's man page with man (man-db).
 command -v man >/dev/null 2>&1 || need+=(man-db)
 

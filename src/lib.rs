@@ -14,6 +14,7 @@
 //! - [`bench`]: the side-by-side harness (`okring bench`): report and plots.
 //! - [`report`]: `okring report`, merging histograms of several runs.
 //! - [`plot`]: the SVG plots `bench` and `report` share.
+//! - [`html`]: the self-contained report.html of `bench` and `report`.
 //! - [`trace`]: `okring trace`'s reading of strace output (pure).
 //! - [`config`]: the resolved configuration the library takes (no clap).
 //! - [`error`]: the one error type of the front doors and the exit status.
@@ -44,6 +45,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gate;
+pub mod html;
 pub mod http;
 pub mod load;
 pub mod plot;

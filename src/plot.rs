@@ -242,6 +242,93 @@ pub fn bars_svg(
     root.present().map_err(&e)
 }
 
+/// One bar of [`stacked_bars_svg`]: its label, the index of its series
+/// colour (the same index gives the same colour as in the other plots),
+/// and its segments bottom up, (name, value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StackedBar {
+    pub label: String,
+    pub colour: usize,
+    pub segments: Vec<(String, f64)>,
+}
+
+/// Opacities of successive segments of one bar: the series colour, then
+/// lighter and darker shades of it, so neighbours stay apart.
+const SEGMENT_OPACITY: [f64; 4] = [1.0, 0.45, 0.75, 0.3];
+
+/// A stacked bar chart: per bar, its segments in shades of its series
+/// colour, each named inside when it is tall enough, and the total on top.
+pub fn stacked_bars_svg(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    bars: &[StackedBar],
+) -> Result<(), String> {
+    let e = err(path);
+    let root = SVGBackend::new(path, PLOT_SIZE_PX).into_drawing_area();
+    root.fill(&WHITE).map_err(&e)?;
+    let n = bars.len().max(1);
+    let total = |b: &StackedBar| b.segments.iter().map(|s| s.1.max(0.0)).sum::<f64>();
+    let y_max = bars.iter().map(total).fold(0.0f64, f64::max).max(1e-9) * 1.15;
+    let keys: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            KeyedAxis {
+                lo: 0.0,
+                hi: n as f64,
+                keys,
+            },
+            0f64..y_max,
+        )
+        .map_err(&e)?;
+    let fmt = |x: &f64| labels.get(x.floor() as usize).cloned().unwrap_or_default();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(y_desc)
+        .x_label_formatter(&fmt)
+        .draw()
+        .map_err(&e)?;
+    for (i, bar) in bars.iter().enumerate() {
+        let c = COLOURS[bar.colour % COLOURS.len()];
+        let x = i as f64;
+        let mut y = 0.0;
+        for (k, (name, v)) in bar.segments.iter().enumerate() {
+            let v = v.max(0.0);
+            let style = c.mix(SEGMENT_OPACITY[k % SEGMENT_OPACITY.len()]).filled();
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x + 0.2, y), (x + 0.8, y + v)],
+                    style,
+                )))
+                .map_err(&e)?;
+            if v > y_max * 0.05 {
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{name} {v:.2}"),
+                        (x + 0.24, y + v / 2.0),
+                        ("sans-serif", 13),
+                    )))
+                    .map_err(&e)?;
+            }
+            y += v;
+        }
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{y:.2}"),
+                (x + 0.4, y + y_max * 0.02),
+                ("sans-serif", 16),
+            )))
+            .map_err(&e)?;
+    }
+    root.present().map_err(&e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,10 @@
 //! - `requests-per-sec.svg`: median requests/s per server (bars), each
 //!   repeat as a dot.
 //! - `cpu-per-request.svg`: median server CPU µs per request, likewise.
+//! - `cpu-user-system.svg`, `syscalls-per-request.svg`,
+//!   `context-switches-per-request.svg`: the per-request kernel accounting
+//!   as stacked bars in each server's colour (system/user; the calls made
+//!   most, then the rest; switches).
 //!
 //! Only okring's load generator's runs are plotted (wrk prints too few
 //! percentiles for a spectrum). It does not compute any figure.
@@ -15,7 +19,7 @@ use hdrhistogram::Histogram;
 use super::report::{by_connections, Summary};
 use super::run::{LoadGen, RunData, RunRecord};
 use super::BenchConfig;
-use crate::plot::{bars_svg, spectrum_svg};
+use crate::plot::{bars_svg, spectrum_svg, stacked_bars_svg, StackedBar};
 
 /// Write every plot of the bench into `cfg.out`.
 pub fn write_all(
@@ -72,5 +76,84 @@ pub fn write_all(
         "server CPU per request (median; dots: each repeat)",
         "server CPU µs per request",
         &cpu,
+    )?;
+    kernel_plots(cfg, &groups)
+}
+
+/// The per-request kernel accounting as stacked bars, one per (server,
+/// connections), in each server's colour: CPU split user/system,
+/// system calls by name, context switches.
+fn kernel_plots(
+    cfg: &BenchConfig,
+    groups: &std::collections::BTreeMap<usize, Vec<&Summary>>,
+) -> Result<(), String> {
+    let multi = groups.len() > 1;
+    let colour = |server: &str| {
+        cfg.servers
+            .iter()
+            .position(|s| s.label == server)
+            .unwrap_or(0)
+    };
+    let mut cpu = Vec::new();
+    let mut calls = Vec::new();
+    let mut switches = Vec::new();
+    for (conns, sums) in groups {
+        for s in sums.iter().filter(|s| s.runs > 0) {
+            let k = &s.kernel;
+            let label = if multi {
+                format!("{} c{conns}", s.server)
+            } else {
+                s.server.clone()
+            };
+            let bar = |segments: Vec<(String, f64)>| StackedBar {
+                label: label.clone(),
+                colour: colour(&s.server),
+                segments,
+            };
+            cpu.push(bar(match (k.sys_us, k.user_us) {
+                (Some(sys), Some(user)) => vec![("system".into(), sys), ("user".into(), user)],
+                _ => vec![("user + system".into(), k.cpu_us)],
+            }));
+            if let Some(total) = k.syscalls {
+                let mut segs: Vec<(String, f64)> = k
+                    .syscalls_by_name
+                    .iter()
+                    .take(super::report::SYSCALLS_NAMED)
+                    .cloned()
+                    .collect();
+                let named: f64 = segs.iter().map(|x| x.1).sum();
+                if total - named > 0.005 {
+                    segs.push(("other".into(), total - named));
+                }
+                calls.push(bar(segs));
+            }
+            switches.push(bar(match k.context_switches {
+                Some(cs) => vec![("on the server CPUs".into(), cs)],
+                None => vec![
+                    ("voluntary".into(), k.voluntary_switches),
+                    ("involuntary".into(), k.involuntary_switches),
+                ],
+            }));
+        }
+    }
+    stacked_bars_svg(
+        &cfg.out.join("cpu-user-system.svg"),
+        "server CPU per request: system and user time (median)",
+        "server CPU µs per request",
+        &cpu,
+    )?;
+    if !calls.is_empty() {
+        stacked_bars_svg(
+            &cfg.out.join("syscalls-per-request.svg"),
+            "system calls per request on the server CPUs, by call (median)",
+            "system calls per request",
+            &calls,
+        )?;
+    }
+    stacked_bars_svg(
+        &cfg.out.join("context-switches-per-request.svg"),
+        "context switches per request (median)",
+        "context switches per request",
+        &switches,
     )
 }

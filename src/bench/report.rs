@@ -537,8 +537,9 @@ pub fn report_md(
     s.push_str(&table_text(cfg, summary));
     let _ = writeln!(
         s,
-        "\nServer CPU is user + system time of the server's whole process tree from /proc, \
-         over the measured window only; µs/req divides it by the requests the load generator counted."
+        "\nServer CPU is the CPU time of the server's whole process tree from /proc (schedstat of every \
+         live thread, plus the children it has reaped), over the measured window only; µs/req divides it \
+         by the requests the load generator counted."
     );
     let _ = writeln!(s, "\n## What the kernel did per request\n");
     s.push_str(&kernel_table_text(summary));
@@ -568,9 +569,62 @@ pub fn report_md(
     );
     let _ = writeln!(
         s,
-        "- latency-c<conns>.svg, requests-per-sec.svg, cpu-per-request.svg: plots"
+        "- latency-c<conns>.svg, requests-per-sec.svg, cpu-per-request.svg, cpu-user-system.svg, \
+         syscalls-per-request.svg, context-switches-per-request.svg: plots"
+    );
+    let _ = writeln!(
+        s,
+        "- report.html: this report with every plot inline, one file"
     );
     s
+}
+
+/// The plots [`crate::bench::plot::write_all`] writes, in the order the
+/// HTML report shows them, with captions.
+pub fn plot_files(summary: &[Summary]) -> Vec<(String, &'static str)> {
+    let mut v: Vec<(String, &'static str)> = by_connections(summary, LoadGen::Okring)
+        .keys()
+        .map(|c| (format!("latency-c{c}.svg"), "client latency by percentile"))
+        .collect();
+    v.extend([
+        ("requests-per-sec.svg".to_string(), "requests/s"),
+        ("cpu-per-request.svg".to_string(), "server CPU per request"),
+        (
+            "cpu-user-system.svg".to_string(),
+            "server CPU per request, system and user",
+        ),
+        (
+            "syscalls-per-request.svg".to_string(),
+            "system calls per request, by call",
+        ),
+        (
+            "context-switches-per-request.svg".to_string(),
+            "context switches per request",
+        ),
+    ]);
+    v
+}
+
+/// report.html: report.md's content and every plot in `cfg.out` inline.
+/// Call after the plots are written; a plot that is not there (system
+/// calls without perf counters) is left out.
+pub fn write_html(
+    cfg: &BenchConfig,
+    host: &HostInfo,
+    command: &[String],
+    records: &[RunRecord],
+    summary: &[Summary],
+) -> Result<(), String> {
+    let mut body = crate::html::markdown(&report_md(cfg, host, command, records, summary));
+    body.push_str("<h2>Plots</h2>\n");
+    for (name, caption) in plot_files(summary) {
+        if let Ok(svg) = std::fs::read_to_string(cfg.out.join(&name)) {
+            body.push_str(&crate::html::figure(&svg, &format!("{caption} ({name})")));
+        }
+    }
+    let p = cfg.out.join("report.html");
+    std::fs::write(&p, crate::html::page("okring bench", &body))
+        .map_err(|e| format!("cannot write {}: {e}", p.display()))
 }
 
 /// Write report.md, results.json and the merged `.hgrm` files into `cfg.out`.

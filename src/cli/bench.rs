@@ -252,6 +252,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     println!("{}", bench::report::kernel_table_text(&b.summary));
     bench::report::write_all(&cfg, &b.host, &command, &b.records, &b.summary)?;
     bench::plot::write_all(&cfg, &b.records, &b.summary)?;
+    bench::report::write_html(&cfg, &b.host, &command, &b.records, &b.summary)?;
     eprintln!("okring bench: wrote {}", cfg.out.display());
     b.outcome()?;
     let Some(gates) = gates else {

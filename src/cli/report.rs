@@ -1,5 +1,5 @@
 //! `okring report`'s arguments, as typed, and the front door: the table on
-//! stdout, `merged.hgrm` and the spectrum plot where the user asked.
+//! stdout, `merged.hgrm`, the spectrum plot and `report.html` where the user asked.
 
 use std::path::PathBuf;
 
@@ -46,16 +46,16 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
     for w in &m.warnings {
         crate::say!("okring: report: warning: {w}");
     }
-    print!("{}", m.table());
+    let mut text = m.table();
     if let Some(t) = crate::report::timeline(&m.inputs)? {
-        print!(
+        text.push_str(&format!(
             "\nper {} s interval, lined up on the wall clock\n{}",
             t.slot_s,
             t.table()
-        );
+        ));
     }
     if let Some(c) = crate::report::combined(&m.inputs) {
-        print!("\n{}", c.line());
+        text.push_str(&format!("\n{}", c.line()));
     }
     let base = match &args.baseline {
         Some(old) => Some(crate::report::merge_files(std::slice::from_ref(old))?),
@@ -64,11 +64,12 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
     let (fig, counted) = m.figures();
     let base_fig = base.as_ref().map(|b| b.figures());
     if let Some((bf, base_counted)) = &base_fig {
-        print!(
+        text.push_str(&format!(
             "\n{}",
             crate::report::delta_table(bf, &fig, counted && *base_counted)
-        );
+        ));
     }
+    print!("{text}");
     let dir = args
         .out
         .clone()
@@ -89,10 +90,13 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         .map(|(l, h)| (l.to_string(), h))
         .collect();
     crate::plot::spectrum_svg(&plot, "latency by percentile", &series)?;
+    let html = dir.join("report.html");
+    write_html(&html, args, &text, &plot)?;
     crate::say!(
-        "okring: report: wrote {} and {}",
+        "okring: report: wrote {}, {} and {}",
         hgrm.display(),
-        plot.display()
+        plot.display(),
+        html.display()
     );
     match gates {
         None => Ok(()),
@@ -106,4 +110,40 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
             g.check_against(&fig, base_fig.as_ref().map(|b| &b.0))
         }
     }
+}
+
+/// report.html: the inputs, the tables as printed and the spectrum inline.
+fn write_html(
+    path: &std::path::Path,
+    args: &ReportArgs,
+    text: &str,
+    plot: &std::path::Path,
+) -> Result<(), Error> {
+    use crate::html::{escape, figure, page};
+    let mut body = String::from("<h1>okring report</h1>\n<ul>\n");
+    for f in &args.files {
+        body.push_str(&format!(
+            "<li>input: <code>{}</code></li>\n",
+            escape(&f.display().to_string())
+        ));
+    }
+    if let Some(b) = &args.baseline {
+        body.push_str(&format!(
+            "<li>baseline: <code>{}</code></li>\n",
+            escape(&b.display().to_string())
+        ));
+    }
+    body.push_str(&format!(
+        "<li>written: {}</li>\n</ul>\n<h2>Percentiles, merged exactly</h2>\n<pre>{}</pre>\n<h2>Plot</h2>\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        escape(text)
+    ));
+    if let Ok(svg) = std::fs::read_to_string(plot) {
+        body.push_str(&figure(
+            &svg,
+            "latency by percentile, every input and the merge",
+        ));
+    }
+    std::fs::write(path, page("okring report", &body))
+        .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))
 }
