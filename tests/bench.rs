@@ -9,6 +9,14 @@ use std::process::Command;
 
 use okring::stats::{hist_from_json, read_hgrm};
 
+/// Benches pin their servers to the same CPUs, and the per-request kernel
+/// counts are CPU-wide there: one bench at a time.
+static BENCH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_bench_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    BENCH_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn okring() -> Command {
     Command::new(env!("CARGO_BIN_EXE_okring"))
 }
@@ -25,6 +33,7 @@ fn read(dir: &Path, name: &str) -> String {
 
 #[test]
 fn quick_bench_writes_every_output() {
+    let _one = one_bench_at_a_time();
     let out = tmpdir("quick");
     let res = okring()
         .args([
@@ -150,6 +159,7 @@ fn bad_cpu_list_is_rejected() {
 /// gate (which needs a baseline) is refused with exit 2 before any run.
 #[test]
 fn fail_if_gates_every_row() {
+    let _one = one_bench_at_a_time();
     let bench = |name: &str, gates: &str| {
         let out = tmpdir(name);
         let res = okring()
@@ -199,6 +209,7 @@ fn fail_if_gates_every_row() {
 /// clone and wait4 per request, and uring's far fewer calls in all.
 #[test]
 fn close_bench_accounts_the_kernel_per_request() {
+    let _one = one_bench_at_a_time();
     let out = tmpdir("kernel");
     let res = okring()
         .args(["bench", "--modes", "uring,epoll,fork", "--close"])
