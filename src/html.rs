@@ -5,8 +5,8 @@
 //!
 //! The body comes from the Markdown the same command writes (report.md),
 //! through [`markdown`], which knows exactly the subset those reports use:
-//! `#`/`##` headings, `- ` list items, pipe tables, paragraphs, `` `code` ``
-//! and `**bold**`.
+//! `#`/`##`/`###` headings, `- ` list items, pipe tables, fenced code
+//! blocks, paragraphs, `` `code` `` and `**bold**`.
 
 /// The page: `title`, the style, then `body` (HTML).
 pub fn page(title: &str, body: &str) -> String {
@@ -73,7 +73,18 @@ pub fn markdown(md: &str) -> String {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        if let Some(h) = line.strip_prefix("## ") {
+        if line.starts_with("```") {
+            out.push_str("<pre>");
+            i += 1;
+            while i < lines.len() && !lines[i].starts_with("```") {
+                out.push_str(&escape(lines[i]));
+                out.push('\n');
+                i += 1;
+            }
+            out.push_str("</pre>\n");
+        } else if let Some(h) = line.strip_prefix("### ") {
+            out.push_str(&format!("<h3>{}</h3>\n", inline(h)));
+        } else if let Some(h) = line.strip_prefix("## ") {
             out.push_str(&format!("<h2>{}</h2>\n", inline(h)));
         } else if let Some(h) = line.strip_prefix("# ") {
             out.push_str(&format!("<h1>{}</h1>\n", inline(h)));
@@ -148,7 +159,7 @@ mod tests {
 
     #[test]
     fn the_report_subset_becomes_html() {
-        let md = "# okring bench\n\n- command: `okring bench`\n- kernel: 6.18\n\n## Results\n\nLatency: closed\nloop.\n\n| server | req/s |\n|---|---:|\n| uring | 12 <3 |\n";
+        let md = "# okring bench\n\n- command: `okring bench`\n- kernel: 6.18\n\n## Results\n\nLatency: closed\nloop.\n\n| server | req/s |\n|---|---:|\n| uring | 12 <3 |\n\n### fork\n\n```\nconn1\n  read(conn1) = 32 <x>\n```\n";
         let h = markdown(md);
         assert!(h.contains("<h1>okring bench</h1>"), "{h}");
         assert!(
@@ -163,6 +174,11 @@ mod tests {
             "{h}"
         );
         assert_eq!(h.matches("<tr>").count(), 2);
+        assert!(h.contains("<h3>fork</h3>"), "{h}");
+        assert!(
+            h.contains("<pre>conn1\n  read(conn1) = 32 &lt;x&gt;\n</pre>"),
+            "{h}"
+        );
     }
 
     #[test]

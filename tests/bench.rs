@@ -212,7 +212,7 @@ fn close_bench_accounts_the_kernel_per_request() {
     let _one = one_bench_at_a_time();
     let out = tmpdir("kernel");
     let res = okring()
-        .args(["bench", "--modes", "uring,epoll,fork", "--close"])
+        .args(["bench", "--modes", "uring,epoll,fork", "--close", "--trace"])
         .args([
             "--connections",
             "16",
@@ -235,6 +235,36 @@ fn close_bench_accounts_the_kernel_per_request() {
     let report = read(&out, "report.md");
     assert!(
         report.contains("## What the kernel did per request"),
+        "{report}"
+    );
+    // --trace: each mode's calls under strace, in the report.
+    assert!(
+        report.contains("## System calls per request, traced"),
+        "{report}"
+    );
+    let traced = |mode: &str| {
+        report
+            .split(&format!("### {mode}\n"))
+            .nth(1)
+            .and_then(|t| t.split("\n### ").next())
+            .unwrap_or_else(|| panic!("no {mode} trace in report.md:\n{report}"))
+            .to_string()
+    };
+    let fork = traced("fork");
+    for want in [
+        "accept4(listener) = conn1",
+        "clone() = child1",
+        "read(conn1) = ",
+        "wait4() = child1",
+    ] {
+        assert!(fork.contains(want), "fork trace lacks `{want}`:\n{fork}");
+    }
+    assert!(
+        traced("uring").contains("io_uring_enter per request"),
+        "{report}"
+    );
+    assert!(
+        traced("epoll").contains("epoll_ctl(epoll, conn1)"),
         "{report}"
     );
 

@@ -71,7 +71,15 @@ pub struct BenchConfig {
     pub repeat: usize,
     /// One line per peer that was asked for and is not installed.
     pub notes: Vec<String>,
+    /// After the measured runs, run each okring mode once more under
+    /// strace ([`TRACE_REQUESTS`] requests) and add its trace to the report.
+    pub trace: bool,
 }
+
+/// Requests each mode's `--trace` run sends.
+pub const TRACE_REQUESTS: u64 = 20;
+/// Connections they are spread over.
+pub const TRACE_CONNECTIONS: usize = 4;
 
 /// Turn one `--modes` entry into `okring serve` arguments, checking the
 /// mode name against those `okring serve --mode` accepts.
@@ -117,6 +125,8 @@ pub struct Bench {
     pub host: report::HostInfo,
     pub records: Vec<run::RunRecord>,
     pub summary: Vec<report::Summary>,
+    /// `--trace`: per okring server label, the rendered trace or why it failed.
+    pub traces: Vec<(String, Result<String, String>)>,
 }
 
 impl Bench {
@@ -166,11 +176,51 @@ pub fn run(cfg: &BenchConfig) -> Result<Bench, Error> {
     }
     let records = run::run_all(cfg)?;
     let summary = report::summarize(cfg, &records);
+    let traces = if cfg.trace {
+        trace_all(cfg)
+    } else {
+        Vec::new()
+    };
     Ok(Bench {
         host,
         records,
         summary,
+        traces,
     })
+}
+
+/// `--trace`: each okring server once more, under strace, unpinned and not
+/// timed; its log is kept as `<label>.strace` in the output directory.
+fn trace_all(cfg: &BenchConfig) -> Vec<(String, Result<String, String>)> {
+    use crate::trace::run::{one_worker, render, run, TraceSpec};
+    let mut out = Vec::new();
+    for spec in &cfg.servers {
+        let server::ServerKind::Okring { args } = &spec.kind else {
+            continue;
+        };
+        let mode = args
+            .windows(2)
+            .find(|w| w[0] == "--mode")
+            .map(|w| w[1].clone())
+            .unwrap_or_default();
+        let mut serve_args = args.clone();
+        serve_args.extend(one_worker(&mode).iter().map(|s| s.to_string()));
+        let t = TraceSpec {
+            serve_args,
+            requests: TRACE_REQUESTS,
+            connections: TRACE_CONNECTIONS,
+            close: cfg.close,
+            pipeline: if cfg.close { 1 } else { cfg.pipeline },
+        };
+        let log = cfg.out.join(format!("{}.strace", spec.label));
+        eprintln!(
+            "okring bench: tracing {} under strace ({TRACE_REQUESTS} requests, not timed)",
+            spec.label
+        );
+        let r = run(&t, &log, true).map(|traced| render(&spec.label, &t, 1, &traced.grouped));
+        out.push((spec.label.clone(), r));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -491,6 +491,10 @@ pub fn results_json(
     })
 }
 
+/// One `--trace` result: the server label and its rendered trace, or why
+/// it could not be traced.
+pub type Trace = (String, Result<String, String>);
+
 /// report.md: command, host, pinning, the table, failures and file list.
 pub fn report_md(
     cfg: &BenchConfig,
@@ -498,6 +502,7 @@ pub fn report_md(
     command: &[String],
     records: &[RunRecord],
     summary: &[Summary],
+    traces: &[Trace],
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# okring bench\n");
@@ -544,6 +549,27 @@ pub fn report_md(
     let _ = writeln!(s, "\n## What the kernel did per request\n");
     s.push_str(&kernel_table_text(summary));
     let _ = writeln!(s, "\n{KERNEL_METHOD}");
+    if !traces.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## System calls per request, traced\n\nEach okring mode once more under `strace -f` \
+             ({} requests over {} connections, one worker; not timed), the first connection in full \
+             (`okring trace` prints the same).\n",
+            super::TRACE_REQUESTS,
+            super::TRACE_CONNECTIONS
+        );
+        for (label, t) in traces {
+            let _ = writeln!(s, "### {label}\n");
+            match t {
+                Ok(text) => {
+                    let _ = writeln!(s, "```\n{}```\n", text);
+                }
+                Err(e) => {
+                    let _ = writeln!(s, "not traced: {e}\n");
+                }
+            }
+        }
+    }
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.is_err()).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");
@@ -614,8 +640,9 @@ pub fn write_html(
     command: &[String],
     records: &[RunRecord],
     summary: &[Summary],
+    traces: &[Trace],
 ) -> Result<(), String> {
-    let mut body = crate::html::markdown(&report_md(cfg, host, command, records, summary));
+    let mut body = crate::html::markdown(&report_md(cfg, host, command, records, summary, traces));
     body.push_str("<h2>Plots</h2>\n");
     for (name, caption) in plot_files(summary) {
         if let Ok(svg) = std::fs::read_to_string(cfg.out.join(&name)) {
@@ -634,6 +661,7 @@ pub fn write_all(
     command: &[String],
     records: &[RunRecord],
     summary: &[Summary],
+    traces: &[Trace],
 ) -> Result<(), String> {
     let write = |name: &str, data: &[u8]| {
         let p = cfg.out.join(name);
@@ -641,7 +669,7 @@ pub fn write_all(
     };
     write(
         "report.md",
-        report_md(cfg, host, command, records, summary).as_bytes(),
+        report_md(cfg, host, command, records, summary, traces).as_bytes(),
     )?;
     let j = results_json(cfg, host, command, records, summary);
     let text = serde_json::to_string_pretty(&j).map_err(|e| format!("results.json: {e}"))?;

@@ -65,6 +65,11 @@ pub struct BenchArgs {
     /// of every repeat merged, median requests/s, errors summed).
     #[arg(long, value_name = "GATES")]
     pub fail_if: Option<String>,
+    /// After the measured runs, run each okring mode once more under strace
+    /// (20 requests, not timed) and add its system calls per request to the
+    /// report. Needs strace.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 impl BenchArgs {
@@ -222,6 +227,7 @@ impl BenchArgs {
             client_cpus,
             repeat,
             notes,
+            trace: self.trace,
         })
     }
 }
@@ -250,9 +256,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     println!("{}", bench::report::table_text(&cfg, &b.summary));
     println!("What the kernel did per request (server side):\n");
     println!("{}", bench::report::kernel_table_text(&b.summary));
-    bench::report::write_all(&cfg, &b.host, &command, &b.records, &b.summary)?;
+    bench::report::write_all(&cfg, &b.host, &command, &b.records, &b.summary, &b.traces)?;
     bench::plot::write_all(&cfg, &b.records, &b.summary)?;
-    bench::report::write_html(&cfg, &b.host, &command, &b.records, &b.summary)?;
+    bench::report::write_html(&cfg, &b.host, &command, &b.records, &b.summary, &b.traces)?;
     eprintln!("okring bench: wrote {}", cfg.out.display());
     b.outcome()?;
     let Some(gates) = gates else {

@@ -1,7 +1,6 @@
 //! `okring trace`'s analysis: the system calls a server made, read from
-//! `strace -f -ttt` output, normalised and grouped per connection. Pure: no
-//! I/O (the front door, `cli::trace`, runs strace, the server and the
-//! client).
+//! `strace -f -ttt` output, normalised and grouped per connection. This
+//! module is pure; [`run`] runs strace, the server and the client.
 //!
 //! Normalised means the numbers that change from run to run are replaced
 //! by names: descriptors by what they are (`listener`, `conn1`, `ring`,
@@ -14,6 +13,8 @@
 //! timers, statistics) is shared by all requests.
 
 use std::collections::{BTreeMap, HashMap};
+
+pub mod run;
 
 /// One system call from the strace log.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,6 +173,21 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
             }
             _ => String::new(),
         };
+        if c.name == "epoll_ctl" {
+            // epoll_ctl(epfd, op, fd, event): the connection is the third.
+            let target = c
+                .args
+                .split(',')
+                .nth(2)
+                .and_then(|a| a.trim().parse::<i64>().ok());
+            if let Some(fd) = target {
+                let t = fd_name(fd);
+                if let Some(n) = t.strip_prefix("conn").and_then(|n| n.parse().ok()) {
+                    conn = Some(n);
+                }
+                arg_text = format!("{arg_text}, {t}");
+            }
+        }
         if let Some(name) = first_fd.and_then(|fd| p.fds.get(&fd)) {
             if let Some(n) = name.strip_prefix("conn").and_then(|n| n.parse().ok()) {
                 conn = Some(n);
