@@ -330,9 +330,15 @@ pub fn deny_io_uring_setup(errno: i32) -> io::Result<()> {
 /// Errors: EAGAIN (RLIMIT_NPROC or pid space exhausted), ENOMEM; and an
 /// error naming the thread count when the process is multi-threaded.
 pub fn fork_child(child: impl FnOnce() -> std::convert::Infallible) -> io::Result<Pid> {
-    let threads = std::fs::read_to_string("/proc/self/stat")
+    // One open, one read, one close per fork (a fork server pays this per
+    // connection): /proc/self/stat fits the buffer, and a seq_file read
+    // of that size returns it whole.
+    let mut buf = [0u8; 4096];
+    let threads = std::fs::File::open("/proc/self/stat")
+        .and_then(|mut f| io::Read::read(&mut f, &mut buf))
         .ok()
-        .and_then(|s| {
+        .and_then(|n| {
+            let s = std::str::from_utf8(&buf[..n]).ok()?;
             let after = &s[s.rfind(')')? + 1..];
             // Fields from 3 (state) on; num_threads is field 20.
             after.split_whitespace().nth(17)?.parse::<u32>().ok()
