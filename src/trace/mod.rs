@@ -128,7 +128,7 @@ fn creates_fd(name: &str) -> Option<&'static str> {
         "signalfd" | "signalfd4" => "signalfd",
         "timerfd_create" => "timerfd",
         "open" | "openat" => "file",
-        "dup" | "dup2" | "dup3" | "fcntl" => "dup",
+        "dup" | "dup2" | "dup3" => "dup",
         _ => return None,
     })
 }
@@ -218,7 +218,7 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
             Some(-1) => c.ret.split(" (").next().unwrap_or(&c.ret).to_string(),
             Some(n) => n.to_string(),
             // An address (mmap, brk) differs every run.
-            None if c.ret.starts_with("0x") => "ADDR".into(),
+            None if matches!(c.name.as_str(), "mmap" | "mremap" | "brk") => "ADDR".into(),
             None => c.ret.split(" (").next().unwrap_or(&c.ret).to_string(),
         };
         let entry = procs.entry(c.pid).or_default();
@@ -266,7 +266,17 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
                 ret_text = who.get(&(pid as u32)).cloned().unwrap_or(ret_text);
             }
             (name, Some(fd)) if fd >= 0 => {
-                if let Some(kind) = creates_fd(name) {
+                // fcntl returns a descriptor only for F_DUPFD*; else flags.
+                let kind = match name {
+                    "fcntl" if c.args.contains("F_DUPFD") => Some("dup"),
+                    _ => creates_fd(name),
+                };
+                let source = first_fd.and_then(|f| p.fds.get(&f)).cloned();
+                if let (Some("dup"), Some(name)) = (kind, source) {
+                    // A copy keeps the name of what it copies.
+                    entry.fds.insert(fd, name.clone());
+                    ret_text = name;
+                } else if let Some(kind) = kind {
                     let n = counts.entry(kind).or_insert(0);
                     *n += 1;
                     let label = if *n == 1 {
@@ -489,6 +499,31 @@ mod tests {
                 "poll(fd3) = 0",
                 "sendto(conn1) = 103",
                 "read(conn1) = 0"
+            ]
+        );
+    }
+
+    #[test]
+    fn fcntl_flags_are_not_descriptors_and_copies_keep_their_name() {
+        let log = "\
+300 1.0 listen(3, 4096) = 0
+300 1.1 fcntl(3, F_GETFL) = 0x802 (flags O_RDWR|O_NONBLOCK)
+300 1.2 fcntl(3, F_DUPFD_CLOEXEC, 0) = 9
+300 2.0 accept4(9, NULL, NULL, SOCK_CLOEXEC) = 10
+300 2.1 fcntl(10, F_GETFL) = 2
+";
+        let texts: Vec<String> = normalise(&parse(log), 0.0, 3.0)
+            .into_iter()
+            .map(|c| c.text)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "listen(listener) = 0",
+                "fcntl(listener) = 0x802",
+                "fcntl(listener) = listener",
+                "accept4(listener) = conn1",
+                "fcntl(conn1) = 2",
             ]
         );
     }
