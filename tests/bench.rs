@@ -341,3 +341,72 @@ fn close_bench_accounts_the_kernel_per_request() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--syscalls`: the system-call columns come from an extra, untimed run
+/// under strace (for machines where perf counters are not allowed), and
+/// the table says so. Keep-alive epoll: one read and one sendto per request.
+#[test]
+fn syscalls_flag_counts_with_strace() {
+    let _one = one_bench_at_a_time();
+    if !common::have_tool("strace") && common::skip("strace not installed (apt-get install strace)")
+    {
+        return;
+    }
+    let out = tmpdir("syscalls");
+    let res = okring()
+        .args([
+            "bench",
+            "--modes",
+            "epoll",
+            "--connections",
+            "16",
+            "--syscalls",
+        ])
+        .args([
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--repeat",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        res.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        stdout.contains("† system calls counted by strace -f"),
+        "{stdout}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&read(&out, "results.json")).unwrap();
+    let k = &j["summary"][0]["kernel_per_request_median"];
+    assert!(
+        k["syscalls_source"]
+            .as_str()
+            .unwrap()
+            .starts_with("strace -f"),
+        "{k}"
+    );
+    let per = |name: &str| {
+        k["syscalls_by_name"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == name)
+            .and_then(|p| p[1].as_f64())
+            .unwrap_or(0.0)
+    };
+    for name in ["read", "sendto"] {
+        assert!(
+            (0.95..=1.15).contains(&per(name)),
+            "{name} per request: {k}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

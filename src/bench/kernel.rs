@@ -81,7 +81,8 @@ impl KernelProbe {
                 probe.note = Some(format!(
                     "context switches and system calls not counted: perf_event_open: {e} \
                      (perf_event_paranoid is {paranoid}; run as root, or \
-                     sysctl kernel.perf_event_paranoid=0)"
+                     sysctl kernel.perf_event_paranoid=0, or pass --syscalls to count \
+                     system calls with strace in an extra, untimed run)"
                 ));
                 return probe;
             }
@@ -167,6 +168,9 @@ pub struct PerRequest {
     /// Of those, per name, the ones made at least once per 100 requests,
     /// most frequent first.
     pub syscalls_by_name: Vec<(String, f64)>,
+    /// Where the system-call figures come from: `perf counters`, or with
+    /// `--syscalls` an untimed extra run under strace.
+    pub syscalls_source: Option<String>,
     /// io_uring_enter calls (the server's `ring_enters` counter).
     pub ring_enters: Option<f64>,
     /// CQEs reaped per io_uring_enter.
@@ -180,6 +184,9 @@ pub struct PerRequest {
     /// Connections closed.
     pub closes: Option<f64>,
 }
+
+/// [`PerRequest::syscalls_source`] of figures from the perf counters.
+pub const PERF_SOURCE: &str = "perf counters";
 
 /// Fewer ticks than this in a window leave the user/system split unknown.
 pub const SPLIT_MIN_TICKS: f64 = 10.0;
@@ -236,6 +243,7 @@ impl PerRequest {
             involuntary_switches: per(&|s| s.tree.ivcsw as f64),
             context_switches: find(&Series::ContextSwitches),
             syscalls: find(&Series::Syscalls),
+            syscalls_source: find(&Series::Syscalls).map(|_| PERF_SOURCE.to_string()),
             syscalls_by_name: by_name,
             cqes_per_enter: ring_enters.and(ratio("cqes", "ring_enters")),
             ring_enters,
@@ -281,6 +289,7 @@ impl PerRequest {
             involuntary_switches: m(&|r| r.involuntary_switches),
             context_switches: mo(&|r| r.context_switches),
             syscalls: mo(&|r| r.syscalls),
+            syscalls_source: runs.iter().find_map(|r| r.syscalls_source.clone()),
             syscalls_by_name: by_name,
             ring_enters: mo(&|r| r.ring_enters),
             cqes_per_enter: mo(&|r| r.cqes_per_enter),

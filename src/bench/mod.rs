@@ -74,7 +74,16 @@ pub struct BenchConfig {
     /// After the measured runs, run each okring mode once more under
     /// strace ([`TRACE_REQUESTS`] requests) and add its trace to the report.
     pub trace: bool,
+    /// After the measured runs, count each okring mode's system calls with
+    /// strace in an extra, untimed run of [`SYSCALL_REQUESTS`] requests, and
+    /// report those in place of the perf counters' figures.
+    pub syscalls: bool,
 }
+
+/// Requests of each `--syscalls` run.
+pub const SYSCALL_REQUESTS: u64 = 2000;
+/// At most this many connections carry them.
+pub const SYSCALL_CONNECTIONS: usize = 16;
 
 /// Requests each mode's `--trace` run sends.
 pub const TRACE_REQUESTS: u64 = 20;
@@ -175,7 +184,10 @@ pub fn run(cfg: &BenchConfig) -> Result<Bench, Error> {
         )));
     }
     let records = run::run_all(cfg)?;
-    let summary = report::summarize(cfg, &records);
+    let mut summary = report::summarize(cfg, &records);
+    if cfg.syscalls {
+        count_syscalls_with_strace(cfg, &mut summary);
+    }
     let traces = if cfg.trace {
         trace_all(cfg)
     } else {
@@ -187,6 +199,75 @@ pub fn run(cfg: &BenchConfig) -> Result<Bench, Error> {
         summary,
         traces,
     })
+}
+
+/// `--syscalls`: per okring server, an extra run under strace (not timed,
+/// not pinned) whose system calls per request replace the perf counters'
+/// in every row of that server. A server that cannot be traced keeps its
+/// figures, and its rows say why in `syscalls_source`.
+fn count_syscalls_with_strace(cfg: &BenchConfig, summary: &mut [report::Summary]) {
+    use crate::trace::run::{one_worker, run, TraceSpec};
+    let connections = cfg
+        .connections
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .clamp(1, SYSCALL_CONNECTIONS);
+    for spec in &cfg.servers {
+        let server::ServerKind::Okring { args } = &spec.kind else {
+            continue;
+        };
+        let mode = args
+            .windows(2)
+            .find(|w| w[0] == "--mode")
+            .map(|w| w[1].clone())
+            .unwrap_or_default();
+        let mut serve_args = args.clone();
+        serve_args.extend(one_worker(&mode).iter().map(|s| s.to_string()));
+        let t = TraceSpec {
+            serve_args,
+            requests: SYSCALL_REQUESTS,
+            connections,
+            close: cfg.close,
+            pipeline: if cfg.close { 1 } else { cfg.pipeline },
+        };
+        eprintln!(
+            "okring bench: counting {}'s system calls under strace ({SYSCALL_REQUESTS} requests, not timed)",
+            spec.label
+        );
+        let log = std::env::temp_dir().join(format!(
+            "okring-bench-syscalls-{}-{}.strace",
+            std::process::id(),
+            spec.label
+        ));
+        let counted = run(&t, &log, false).map(|traced| {
+            let n = SYSCALL_REQUESTS as f64;
+            let g = traced.grouped;
+            let mut by_name: Vec<(String, f64)> = g
+                .by_name
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as f64 / n))
+                .filter(|(_, v)| *v >= kernel::SYSCALL_SHOWN_PER_REQUEST)
+                .collect();
+            by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+            (g.total as f64 / n, by_name)
+        });
+        for row in summary.iter_mut().filter(|s| s.server == spec.label) {
+            match &counted {
+                Ok((total, by_name)) => {
+                    row.kernel.syscalls = Some(*total);
+                    row.kernel.syscalls_by_name = by_name.clone();
+                    row.kernel.syscalls_source = Some(format!(
+                        "strace -f: an extra, untimed run of {SYSCALL_REQUESTS} requests over {connections} connections, one worker"
+                    ));
+                }
+                Err(e) => {
+                    row.kernel.syscalls_source = Some(format!("strace run failed: {e}"));
+                }
+            }
+        }
+    }
 }
 
 /// `--trace`: each okring server once more, under strace, unpinned and not

@@ -343,7 +343,10 @@ pub fn kernel_table_text(summary: &[Summary]) -> String {
             x.load.name(),
             opt(k.user_us),
             opt(k.sys_us),
-            opt(k.syscalls),
+            match (&k.syscalls, k.syscalls_source.as_deref()) {
+                (Some(v), Some(src)) if src != super::kernel::PERF_SOURCE => format!("{v:.2}†"),
+                (v, _) => opt(*v),
+            },
             if named.is_empty() { "–".into() } else { named.join(", ") },
             opt(k.context_switches),
             k.voluntary_switches,
@@ -351,6 +354,18 @@ pub fn kernel_table_text(summary: &[Summary]) -> String {
             k.minor_faults,
             opt(k.accepts),
             opt(k.closes),
+        );
+    }
+    let mut sources: Vec<String> = summary
+        .iter()
+        .filter_map(|x| x.kernel.syscalls_source.clone())
+        .filter(|src| src != super::kernel::PERF_SOURCE)
+        .collect();
+    sources.dedup();
+    for src in sources {
+        let _ = writeln!(
+            s,
+            "\n† system calls counted by {src}; the other columns are from the timed runs."
         );
     }
     s

@@ -70,6 +70,11 @@ pub struct BenchArgs {
     /// report. Needs strace.
     #[arg(long)]
     pub trace: bool,
+    /// Count system calls with strace instead of perf counters (where those
+    /// are not allowed: no root, perf_event_paranoid > 0): each okring mode
+    /// runs once more under strace, 2000 requests, not timed. Needs strace.
+    #[arg(long)]
+    pub syscalls: bool,
 }
 
 impl BenchArgs {
@@ -228,6 +233,7 @@ impl BenchArgs {
             repeat,
             notes,
             trace: self.trace,
+            syscalls: self.syscalls,
         })
     }
 }
