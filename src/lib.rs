@@ -15,6 +15,7 @@
 //! - [`report`]: `okring report`, merging histograms of several runs.
 //! - [`plot`]: the SVG plots `bench` and `report` share.
 //! - [`html`]: the self-contained report.html of `bench` and `report`.
+//! - [`spawn`]: finding executables and okring serve's `listening on` line.
 //! - [`trace`]: `okring trace`'s reading of strace output (pure).
 //! - [`config`]: the resolved configuration the library takes (no clap).
 //! - [`error`]: the one error type of the front doors and the exit status.
@@ -51,6 +52,7 @@ pub mod load;
 pub mod plot;
 pub mod report;
 pub mod server;
+pub mod spawn;
 pub mod stats;
 pub mod sys;
 pub mod trace;

@@ -21,8 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use super::kernel::KernelProbe;
-
 /// How often [`UsageSampler`] reads the process tree's CPU time, ms. The
 /// figure itself moves in clock ticks (10 ms at the usual `CLK_TCK` of 100),
 /// so sampling faster than that gains nothing.
@@ -246,7 +244,7 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// One timestamped reading of the server: its process tree, the kernel
-/// probe's series ([`KernelProbe::read`]) and, every
+/// counters ([`KernelReader`]) and, every
 /// [`SCRAPE_EVERY_SAMPLES`]th time, its own `/metrics` counters.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -262,8 +260,12 @@ pub struct Sample {
 /// ratios it feeds are ratios of deltas that staleness does not skew.
 pub const SCRAPE_EVERY_SAMPLES: usize = 5;
 
-/// A background thread that reads [`tree_usage`] of one pid, a
-/// [`KernelProbe`] and the server's `/metrics` every
+/// Reads the kernel counters of one sample (the bench's
+/// `KernelProbe::read`), one value per series.
+pub type KernelReader = Box<dyn Fn() -> Vec<u64> + Send>;
+
+/// A background thread that reads [`tree_usage`] of one pid, the kernel
+/// counters ([`KernelReader`]) and the server's `/metrics` every
 /// [`CPU_SAMPLE_EVERY_MS`], with wall-clock timestamps.
 pub struct UsageSampler {
     stop: Arc<AtomicBool>,
@@ -277,7 +279,7 @@ impl UsageSampler {
     /// cannot be spawned.
     pub fn start(
         pid: u32,
-        probe: Option<KernelProbe>,
+        kernel: Option<KernelReader>,
         metrics: Option<SocketAddr>,
         own_cpus: &[usize],
     ) -> Result<UsageSampler, String> {
@@ -291,7 +293,7 @@ impl UsageSampler {
                 let _ = crate::sys::pin_current_thread_to(&own_cpus);
                 let mut n = 0usize;
                 loop {
-                    let kernel = probe.as_ref().map(|p| p.read()).unwrap_or_default();
+                    let kernel = kernel.as_ref().map(|read| read()).unwrap_or_default();
                     let counters = match metrics {
                         Some(addr) if n.is_multiple_of(SCRAPE_EVERY_SAMPLES) => {
                             scrape_counters(addr)

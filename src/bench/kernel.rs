@@ -257,7 +257,7 @@ impl PerRequest {
     /// The median of each figure over `runs` (an `Option` figure over the
     /// runs that have it; a syscall name over the runs that show it).
     pub fn median_of(runs: &[&PerRequest]) -> PerRequest {
-        use super::report::median;
+        use crate::stats::median;
         let m = |f: &dyn Fn(&PerRequest) -> f64| {
             median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or(0.0)
         };

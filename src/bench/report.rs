@@ -19,7 +19,7 @@ use super::cpu::format_cpu_list;
 use super::kernel::PerRequest;
 use super::run::{LoadGen, RunRecord};
 use super::BenchConfig;
-use crate::stats::{fmt_ns, hist_json, new_histogram, write_hgrm, HgrmSummary};
+use crate::stats::{fmt_ns, hist_json, median, new_histogram, write_hgrm, HgrmSummary};
 
 /// Schema name of results.json.
 pub const RESULTS_SCHEMA: &str = "okring.bench/1";
@@ -100,21 +100,6 @@ pub struct Summary {
     pub sent: u64,
     /// Medians over repeats of what the kernel did per request.
     pub kernel: PerRequest,
-}
-
-/// Median of `v` (mean of the middle two for even lengths); `None` when empty.
-pub fn median(v: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 /// The baseline server label: `epoll` when it ran, else the first server.

@@ -240,11 +240,15 @@ fn one_server_run(
     };
     let probe = KernelProbe::open(&cfg.server_cpus);
     let series = probe.series();
-    let sampler =
-        match UsageSampler::start(server.pid(), Some(probe), server.metrics, &cfg.client_cpus) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+    let sampler = match UsageSampler::start(
+        server.pid(),
+        Some(Box::new(move || probe.read())),
+        server.metrics,
+        &cfg.client_cpus,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let mut results: Vec<(LoadGen, Windowed)> = Vec::new();
     let okr = okring_load(cfg, server.addr, conns, id, progress);
     results.push((LoadGen::Okring, okr));

@@ -11,6 +11,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+pub use crate::spawn::{find_on_path, parse_listening};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -111,15 +113,6 @@ fn status_text(st: std::process::ExitStatus) -> String {
         (None, Some(s)) => format!("signal {s}"),
         _ => "unknown".into(),
     }
-}
-
-/// The address in a `listening on <ip>:<port>` line.
-pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let word = rest
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-        .next()?;
-    word.parse().ok()
 }
 
 /// Whether `okring serve ARGS` has a `/metrics` endpoint (not fork or
@@ -232,20 +225,6 @@ pub fn find_nginx() -> Option<PathBuf> {
         let p = PathBuf::from("/usr/sbin/nginx");
         p.is_file().then_some(p)
     })
-}
-
-/// An executable named `name` in a directory of `$PATH`.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
 }
 
 /// The nginx configuration okring benches against: one worker per server

@@ -183,6 +183,21 @@ impl Default for WorkerStats {
     }
 }
 
+/// Median of `v` (mean of the middle two for even lengths); `None` when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
 /// Format a duration given in ns with an automatic unit (`ns`, `µs`, `ms`, `s`)
 /// and 3 significant digits: `850ns`, `1.23µs`, `12.3µs`, `123µs`, `4.56ms`,
 /// `1.00s`. Values of 1000 s and more are shown in whole seconds.

@@ -49,7 +49,7 @@ pub struct Traced {
 
 /// strace on PATH, or the one-line error saying how to install it.
 pub fn find_strace() -> Result<PathBuf, String> {
-    crate::bench::server::find_on_path("strace").ok_or_else(|| {
+    crate::spawn::find_on_path("strace").ok_or_else(|| {
         "strace not found on PATH: install it (apt-get install strace) and run again".into()
     })
 }
@@ -79,7 +79,7 @@ pub fn run(spec: &TraceSpec, log: &Path, keep_log: bool) -> Result<Traced, Strin
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
-                if let Some(a) = crate::bench::server::parse_listening(&line) {
+                if let Some(a) = crate::spawn::parse_listening(&line) {
                     let _ = tx.send(Ok(a));
                     sent = true;
                 }
