@@ -65,7 +65,7 @@ fn quick_bench_writes_every_output() {
 
     let report = read(&out, "report.md");
     assert!(
-        report.contains("kernel:") && report.contains("pinning:"),
+        report.contains("kernel:") && report.contains("pinning:") && report.contains("(commit "),
         "{report}"
     );
 

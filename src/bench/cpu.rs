@@ -556,7 +556,11 @@ mod tests {
             std::hint::black_box(0u64);
         }
         let spent = own();
-        assert!(spent - start >= 20_000_000, "spun only {} ns", spent - start);
+        assert!(
+            spent - start >= 20_000_000,
+            "spun only {} ns",
+            spent - start
+        );
         assert!(tree_cpu_ticks(me).is_some());
         let u = tree_usage(me).unwrap();
         // The tree holds this live thread, so at least its CPU time.

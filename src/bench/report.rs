@@ -37,6 +37,8 @@ pub struct HostInfo {
     pub rustc: Option<String>,
     /// okring's version (Cargo package version).
     pub okring_version: String,
+    /// The git commit okring was built from (build.rs), or `unknown`.
+    pub commit: String,
 }
 
 impl HostInfo {
@@ -64,6 +66,7 @@ impl HostInfo {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             rustc,
             okring_version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: env!("OKRING_COMMIT").to_string(),
         }
     }
 }
@@ -469,6 +472,7 @@ pub fn results_json(
             "cpu_model": host.cpu_model,
             "cpus": host.cpus,
             "rustc": host.rustc,
+            "okring_commit": host.commit,
         },
         "config": {
             "servers": cfg.servers.iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
@@ -507,7 +511,11 @@ pub fn report_md(
     let mut s = String::new();
     let _ = writeln!(s, "# okring bench\n");
     let _ = writeln!(s, "- command: `{}`", command.join(" "));
-    let _ = writeln!(s, "- okring: {}", host.okring_version);
+    let _ = writeln!(
+        s,
+        "- okring: {} (commit {})",
+        host.okring_version, host.commit
+    );
     let _ = writeln!(s, "- kernel: {}", host.kernel);
     let _ = writeln!(s, "- CPU: {} ({} online)", host.cpu_model, host.cpus);
     let _ = writeln!(
