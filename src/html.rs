@@ -18,21 +18,21 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// Readable from 320 px up: tables scroll sideways inside their box,
-/// plots shrink to the width; printing shows every column and keeps a
-/// plot on one page.
+/// Readable from 320 px up: table cells wrap (numbers do not) and a table
+/// still too wide scrolls inside its box, traces wrap, plots shrink to the
+/// width; printing shows every column and keeps a plot on one page.
 const STYLE: &str = "\
 body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1b1b1b;background:#fff}\
 main{max-width:1100px;margin:0 auto;padding:12px 16px 48px}\
 h1{font-size:1.6em;margin:.4em 0}h2{font-size:1.25em;margin:1.4em 0 .5em;border-bottom:1px solid #ddd}\
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;background:#f3f3f3;padding:0 3px;border-radius:3px}\
-pre{overflow-x:auto;background:#f7f7f7;padding:8px;font-size:.85em}\
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f7f7f7;padding:8px;font-size:.85em}\
 .table{overflow-x:auto;margin:.6em 0}table{border-collapse:collapse;font-size:.9em}\
-th,td{border:1px solid #ddd;padding:3px 7px;white-space:nowrap}th{background:#f3f3f3}\
-td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th,td{border:1px solid #ddd;padding:3px 6px;vertical-align:top}th{background:#f3f3f3;font-size:.92em}\
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 figure{margin:1em 0}figure svg{width:100%;height:auto;max-width:960px}\
 figcaption{font-size:.85em;color:#555}\
-@media print{.table,pre{overflow:visible}th,td{white-space:normal}figure{break-inside:avoid}}";
+@media print{.table{overflow:visible}table{font-size:.75em}figure{break-inside:avoid}}";
 
 /// HTML-escape text (`&`, `<`, `>`, `"`).
 pub fn escape(s: &str) -> String {

@@ -362,7 +362,8 @@ pub fn kernel_table_text(summary: &[Summary]) -> String {
 /// What [`kernel_table_text`]'s columns are and where they come from.
 pub const KERNEL_METHOD: &str = "Per request, over the measured window only. user/sys µs: the server CPU µs/req of the table above \
 (schedstat of every live thread plus the children reaped, from /proc), split in the proportion of the \
-utime/stime tick counts (– when the window saw under 10 ticks). minor faults: minflt + cminflt of the process tree. syscalls and ctx switches: perf counters on the server's CPUs \
+utime/stime tick counts (– when the window saw under 10 ticks): a sample of which mode the CPU was in at \
+each timer tick, coarse for many short-lived processes (fork's children). minor faults: minflt + cminflt of the process tree. syscalls and ctx switches: perf counters on the server's CPUs \
 (perf_event_open, counting mode: raw_syscalls:sys_enter, syscalls:sys_enter_NAME and the context-switch software event), \
 every task there, so they include a fork server's exited children and the idle task the CPU switches to and from. \
 vol / invol: voluntary and involuntary switches of the server's live threads from /proc/PID/task/*/status \

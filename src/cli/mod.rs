@@ -24,6 +24,9 @@ pub use serve::{ModeArg, ServeArgs, UringTierArg};
 /// Printed under every subcommand's `--help`.
 const EXIT_CODES: &str = "Exit status: 0 ok, 1 the run failed, 2 the arguments were refused, 3 a --fail-if budget was broken.";
 
+/// Printed under `okring trace --help` (it has no budgets to break).
+const TRACE_EXIT_CODES: &str = "Exit status: 0 ok, 1 the trace failed (strace missing or refused, the server or a request failing), 2 the arguments were refused.";
+
 /// okring — a fixed `200 OK` HTTP/1.1 server for measuring what each server
 /// architecture costs, with its own load generator and benchmark harness.
 ///
@@ -55,7 +58,7 @@ pub enum Command {
     /// Run one server mode under strace, send it a few requests, and print
     /// the system calls it made for each, normalised (descriptors and
     /// processes named), with a per-request summary. Needs strace.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = TRACE_EXIT_CODES)]
     Trace(trace::TraceArgs),
     /// Print a shell completion script on stdout, e.g.
     /// `okring completions bash > /etc/bash_completion.d/okring`.

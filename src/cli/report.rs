@@ -14,7 +14,8 @@ pub struct ReportArgs {
     /// (okring.load/1), bench results.json (okring.bench/1).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Directory for merged.hgrm (and spectrum.svg unless --plot is given);
+    /// Directory for merged.hgrm, report.html (the tables and the plot in
+    /// one self-contained page) and spectrum.svg unless --plot is given;
     /// created if missing [default: report-out/<UTC timestamp>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -22,7 +22,7 @@ pub struct TraceArgs {
     #[arg(long)]
     pub connections: Option<usize>,
     /// A new connection per request (`Connection: close`).
-    #[arg(long, conflicts_with = "pipeline")]
+    #[arg(long)]
     pub close: bool,
     /// Requests pipelined per write on each connection.
     #[arg(long, default_value_t = 1)]
@@ -38,10 +38,26 @@ pub struct TraceArgs {
 /// `okring trace`. Errors: strace missing or unable to trace (exit 1),
 /// bad arguments (exit 2), the server or a request failing (exit 1).
 pub fn run(args: &TraceArgs) -> Result<(), Error> {
-    if args.requests == 0 || args.pipeline == 0 {
+    if args.requests == 0 {
         return Err(Error::Usage(
-            "--requests and --pipeline must be at least 1".into(),
+            "--requests 0: send at least one request".into(),
         ));
+    }
+    if args.pipeline == 0 {
+        return Err(Error::Usage(
+            "--pipeline 0: send at least one request per write".into(),
+        ));
+    }
+    if args.connections == Some(0) {
+        return Err(Error::Usage(
+            "--connections 0: use at least one connection".into(),
+        ));
+    }
+    if args.close && args.pipeline > 1 {
+        return Err(Error::Usage(format!(
+            "--close and --pipeline {} cannot be combined: a connection that closes carries one request; drop one",
+            args.pipeline
+        )));
     }
     let connections = args
         .connections

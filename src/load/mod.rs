@@ -344,13 +344,24 @@ fn merge(
         let mean_s = uncorrected.mean() / 1e9;
         let needed = rate * mean_s;
         if sends > 0 && late * 100 > sends {
+            let fix = if needed > cfg.connections as f64 {
+                format!(
+                    "raise --connections (rate x mean latency = {needed:.1} busy connections \
+                     needed, {} available) or lower --rate",
+                    cfg.connections
+                )
+            } else {
+                format!(
+                    "connections were not the limit ({needed:.1} busy of {} on average), the \
+                     load generator's CPU was: give it more CPUs (--threads) or lower --rate",
+                    cfg.connections
+                )
+            };
             warnings.push(format!(
                 "{late} of {sends} requests ({:.1}%) were sent more than {} late: the target \
-                 rate was not held; raise --connections (rate x mean latency = {needed:.1} \
-                 busy connections needed, {} available) or lower --rate",
+                 rate was not held; {fix}",
                 late as f64 * 100.0 / sends as f64,
                 fmt_ns(LATE_SEND_THRESHOLD_NS),
-                cfg.connections
             ));
         } else if needed > cfg.connections as f64 {
             warnings.push(format!(

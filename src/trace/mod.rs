@@ -118,6 +118,53 @@ pub struct Call {
     pub conn: Option<usize>,
 }
 
+/// Calls whose first argument is a descriptor.
+const TAKES_FD: &[&str] = &[
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "recvfrom",
+    "recvmsg",
+    "sendto",
+    "sendmsg",
+    "close",
+    "shutdown",
+    "accept",
+    "accept4",
+    "listen",
+    "bind",
+    "connect",
+    "setsockopt",
+    "getsockopt",
+    "getsockname",
+    "getpeername",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_ctl",
+    "io_uring_enter",
+    "io_uring_register",
+    "fcntl",
+    "ioctl",
+    "fstat",
+    "lseek",
+    "splice",
+    "sendfile",
+    "dup",
+    "dup2",
+    "dup3",
+    "timerfd_settime",
+    "signalfd4",
+    "poll",
+    "ppoll",
+];
+
+/// Calls on a socket that, when its descriptor was never seen created,
+/// mean the kernel created it (an io_uring accept).
+const KERNEL_MADE_FD_CALLS: &[&str] = &["shutdown", "setsockopt", "getsockopt"];
+
 /// Calls that return a new descriptor, and the name it gets.
 fn creates_fd(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -149,6 +196,10 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
     let mut who: HashMap<u32, String> = HashMap::new();
     let (mut conns, mut threads, mut children) = (0usize, 0usize, 0usize);
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    // Descriptors the kernel made (io_uring accepts): their close is an
+    // SQE strace does not see, so a shutdown ends one and the number may
+    // name the next connection.
+    let mut kernel_made: std::collections::HashSet<(u32, i64)> = std::collections::HashSet::new();
     let mut out = Vec::new();
     for c in calls {
         let first_pid = who.is_empty();
@@ -162,16 +213,32 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
                 }
             })
             .clone();
-        let p = procs.entry(c.pid).or_default().clone();
-        let fd_name = |fd: i64| p.fds.get(&fd).cloned().unwrap_or_else(|| format!("fd{fd}"));
         let first_arg = c.args.split([',', ')']).next().unwrap_or("").trim();
         let first_fd = first_arg.parse::<i64>().ok();
+        let takes_fd = TAKES_FD.contains(&c.name.as_str());
+        let first_fd = first_fd.filter(|_| takes_fd);
+        // In a task with a ring, a socket first seen after start-up in a
+        // call on it was made by the kernel: io_uring's multishot accept
+        // returns it in a CQE.
+        if let Some(fd) = first_fd {
+            let known = procs.get(&c.pid).is_some_and(|p| p.fds.contains_key(&fd));
+            let has_ring = procs
+                .get(&c.pid)
+                .is_some_and(|p| p.fds.values().any(|n| n.starts_with("ring")));
+            if !known && has_ring && KERNEL_MADE_FD_CALLS.contains(&c.name.as_str()) && c.ts >= from
+            {
+                conns += 1;
+                let name = format!("conn{conns}");
+                procs.entry(c.pid).or_default().fds.insert(fd, name);
+                kernel_made.insert((c.pid, fd));
+            }
+        }
+        let p = procs.entry(c.pid).or_default().clone();
+        let fd_name = |fd: i64| p.fds.get(&fd).cloned().unwrap_or_else(|| format!("fd{fd}"));
         let mut conn = p.conn;
         let mut arg_text = match first_fd {
-            Some(fd) if !matches!(c.name.as_str(), "wait4" | "kill" | "exit_group" | "exit") => {
-                fd_name(fd)
-            }
-            _ => String::new(),
+            Some(fd) => fd_name(fd),
+            None => String::new(),
         };
         if c.name == "epoll_ctl" {
             // epoll_ctl(epfd, op, fd, event): the connection is the third.
@@ -231,6 +298,30 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
                 conn = Some(conns);
                 ret_text = name;
             }
+            ("socketpair" | "pipe" | "pipe2", Some(0)) => {
+                // The two new descriptors are in the last `[a, b]`.
+                let kind = if c.name == "socketpair" {
+                    "pair"
+                } else {
+                    "pipe"
+                };
+                let ends = c
+                    .args
+                    .rsplit('[')
+                    .next()
+                    .and_then(|t| t.split(']').next())
+                    .unwrap_or("");
+                for fd in ends.split(',').filter_map(|x| x.trim().parse::<i64>().ok()) {
+                    let n = counts.entry(kind).or_insert(0);
+                    *n += 1;
+                    let label = if *n == 1 {
+                        kind.to_string()
+                    } else {
+                        format!("{kind}{n}")
+                    };
+                    entry.fds.insert(fd, label);
+                }
+            }
             ("listen", _) => {
                 if let Some(fd) = first_fd {
                     entry.fds.insert(fd, "listener".into());
@@ -240,6 +331,14 @@ pub fn normalise(calls: &[RawCall], from: f64, to: f64) -> Vec<Call> {
             ("close", Some(0)) => {
                 if let Some(fd) = first_fd {
                     entry.fds.remove(&fd);
+                    kernel_made.remove(&(c.pid, fd));
+                }
+            }
+            ("shutdown", _) => {
+                if let Some(fd) = first_fd {
+                    if kernel_made.remove(&(c.pid, fd)) {
+                        entry.fds.remove(&fd);
+                    }
                 }
             }
             ("clone" | "clone3" | "fork" | "vfork", Some(pid)) if pid > 0 => {
@@ -526,6 +625,32 @@ mod tests {
                 "fcntl(conn1) = 2",
             ]
         );
+    }
+
+    #[test]
+    fn sockets_an_io_uring_accept_made_are_connections_until_shutdown() {
+        let log = "\
+400 1.0 io_uring_setup(64, {}) = 5
+400 1.1 socketpair(AF_UNIX, SOCK_DGRAM, 0, [6, 7]) = 0
+400 2.0 shutdown(8, SHUT_WR) = 0
+400 2.1 recvfrom(6, 0x1, 10, MSG_DONTWAIT, NULL, NULL) = -1 EAGAIN (x)
+400 2.2 shutdown(8, SHUT_WR) = 0
+";
+        let calls = normalise(&parse(log), 1.5, 3.0);
+        let texts: Vec<(&str, Option<usize>)> =
+            calls.iter().map(|c| (c.text.as_str(), c.conn)).collect();
+        assert_eq!(
+            texts,
+            [
+                ("shutdown(conn1) = 0", Some(1)),
+                ("recvfrom(pair) = -1 EAGAIN", None),
+                ("shutdown(conn2) = 0", Some(2)),
+            ]
+        );
+        // Without a ring, an unknown descriptor stays unknown.
+        let no_ring = log.replace("io_uring_setup(64, {}) = 5", "getpid() = 400");
+        let calls = normalise(&parse(&no_ring), 1.5, 3.0);
+        assert!(calls.iter().all(|c| c.conn.is_none()), "{calls:?}");
     }
 
     #[test]

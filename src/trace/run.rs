@@ -166,7 +166,7 @@ pub fn render(mode: &str, spec: &TraceSpec, show: usize, g: &Grouped) -> String 
     use std::fmt::Write as _;
     let mut s = String::new();
     let shape = if spec.close {
-        "a new connection per request".to_string()
+        format!("a new connection for each, {} at a time", spec.connections)
     } else if spec.pipeline > 1 {
         format!("keep-alive, {} pipelined per write", spec.pipeline)
     } else {
@@ -174,10 +174,14 @@ pub fn render(mode: &str, spec: &TraceSpec, show: usize, g: &Grouped) -> String 
     };
     let _ = writeln!(
         s,
-        "okring trace: {mode} mode, {} requests over {} connection(s), {shape}; traced with strace -f \
+        "okring trace: {mode} mode, {} requests{}, {shape}; traced with strace -f \
          (every call slowed: never time a traced run)",
         spec.requests,
-        spec.connections
+        if spec.close {
+            String::new()
+        } else {
+            format!(" over {} connection(s)", spec.connections)
+        }
     );
     let _ = writeln!(
         s,
@@ -195,6 +199,14 @@ pub fn render(mode: &str, spec: &TraceSpec, show: usize, g: &Grouped) -> String 
                 let _ = writeln!(s, "{head:<12}{:<8} {}", call.who, call.text);
             }
         }
+    }
+    if g.by_name.contains_key("io_uring_enter") {
+        let _ = writeln!(
+            s,
+            "(io_uring does each connection's accept, recv, send and close as SQEs inside \
+             io_uring_enter, which strace sees only as the enter: a connection shows just the \
+             calls made directly)"
+        );
     }
     if g.conns.len() > show {
         let _ = writeln!(
@@ -217,7 +229,7 @@ pub fn render(mode: &str, spec: &TraceSpec, show: usize, g: &Grouped) -> String 
             let rest: usize = shared[SHARED_SHOWN..].iter().map(|x| *x.1).sum();
             let _ = writeln!(
                 s,
-                "  {rest:>6}  … {} other kinds of call",
+                "  {rest:>6}  … calls of {} other kinds",
                 shared.len() - SHARED_SHOWN
             );
         }
