@@ -174,26 +174,29 @@ pub fn spectrum_svg(
     root.present().map_err(&e)
 }
 
-/// A bar chart: one bar per (server, connections) with its median, and a
-/// dot per repeat.
-pub fn bars_svg(
+/// The axes of a bar chart: one keyed x position per label, y from 0 to
+/// `y_max`, mesh and captions drawn.
+/// The chart of a bar plot: one keyed x position per label, y from 0 to
+/// `y_max`, caption and mesh drawn; `bars` then draws the bars on it and
+/// the file is written.
+fn bar_chart(
     path: &Path,
     title: &str,
     y_desc: &str,
-    bars: &[(String, f64, Vec<f64>)],
+    labels: &[String],
+    y_max: f64,
+    bars: impl FnOnce(
+        &mut ChartContext<
+            SVGBackend,
+            Cartesian2d<KeyedAxis, plotters::coord::types::RangedCoordf64>,
+        >,
+    ) -> Result<(), String>,
 ) -> Result<(), String> {
     let e = err(path);
     let root = SVGBackend::new(path, PLOT_SIZE_PX).into_drawing_area();
     root.fill(&WHITE).map_err(&e)?;
-    let n = bars.len().max(1);
-    let y_max = bars
-        .iter()
-        .flat_map(|b| b.2.iter().copied().chain(std::iter::once(b.1)))
-        .fold(0.0f64, f64::max)
-        .max(1e-9)
-        * 1.15;
+    let n = labels.len().max(1);
     let keys: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
-    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
@@ -216,30 +219,52 @@ pub fn bars_svg(
         .x_label_formatter(&fmt)
         .draw()
         .map_err(&e)?;
-    for (i, (_, median, each)) in bars.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
-        let x = i as f64;
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(x + 0.2, 0.0), (x + 0.8, *median)],
-                c.filled(),
-            )))
-            .map_err(&e)?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                format!("{median:.2}"),
-                (x + 0.32, *median + y_max * 0.02),
-                ("sans-serif", 16),
-            )))
-            .map_err(&e)?;
-        chart
-            .draw_series(
-                each.iter()
-                    .map(|v| Circle::new((x + 0.5, *v), 4, BLACK.filled())),
-            )
-            .map_err(&e)?;
-    }
+    bars(&mut chart)?;
     root.present().map_err(&e)
+}
+
+/// A bar chart: one bar per (server, connections) with its median, and a
+/// dot per repeat.
+pub fn bars_svg(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    bars: &[(String, f64, Vec<f64>)],
+) -> Result<(), String> {
+    let e = err(path);
+    let y_max = bars
+        .iter()
+        .flat_map(|b| b.2.iter().copied().chain(std::iter::once(b.1)))
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    bar_chart(path, title, y_desc, &labels, y_max, |chart| {
+        for (i, (_, median, each)) in bars.iter().enumerate() {
+            let c = COLOURS[i % COLOURS.len()];
+            let x = i as f64;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x + 0.2, 0.0), (x + 0.8, *median)],
+                    c.filled(),
+                )))
+                .map_err(&e)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{median:.2}"),
+                    (x + 0.32, *median + y_max * 0.02),
+                    ("sans-serif", 16),
+                )))
+                .map_err(&e)?;
+            chart
+                .draw_series(
+                    each.iter()
+                        .map(|v| Circle::new((x + 0.5, *v), 4, BLACK.filled())),
+                )
+                .map_err(&e)?;
+        }
+        Ok(())
+    })
 }
 
 /// One bar of [`stacked_bars_svg`]: its label, the index of its series
@@ -265,68 +290,44 @@ pub fn stacked_bars_svg(
     bars: &[StackedBar],
 ) -> Result<(), String> {
     let e = err(path);
-    let root = SVGBackend::new(path, PLOT_SIZE_PX).into_drawing_area();
-    root.fill(&WHITE).map_err(&e)?;
-    let n = bars.len().max(1);
     let total = |b: &StackedBar| b.segments.iter().map(|s| s.1.max(0.0)).sum::<f64>();
     let y_max = bars.iter().map(total).fold(0.0f64, f64::max).max(1e-9) * 1.15;
-    let keys: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(80)
-        .build_cartesian_2d(
-            KeyedAxis {
-                lo: 0.0,
-                hi: n as f64,
-                keys,
-            },
-            0f64..y_max,
-        )
-        .map_err(&e)?;
-    let fmt = |x: &f64| labels.get(x.floor() as usize).cloned().unwrap_or_default();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_desc(y_desc)
-        .x_label_formatter(&fmt)
-        .draw()
-        .map_err(&e)?;
-    for (i, bar) in bars.iter().enumerate() {
-        let c = COLOURS[bar.colour % COLOURS.len()];
-        let x = i as f64;
-        let mut y = 0.0;
-        for (k, (name, v)) in bar.segments.iter().enumerate() {
-            let v = v.max(0.0);
-            let style = c.mix(SEGMENT_OPACITY[k % SEGMENT_OPACITY.len()]).filled();
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x + 0.2, y), (x + 0.8, y + v)],
-                    style,
-                )))
-                .map_err(&e)?;
-            if v > y_max * 0.05 {
+    bar_chart(path, title, y_desc, &labels, y_max, |chart| {
+        for (i, bar) in bars.iter().enumerate() {
+            let c = COLOURS[bar.colour % COLOURS.len()];
+            let x = i as f64;
+            let mut y = 0.0;
+            for (k, (name, v)) in bar.segments.iter().enumerate() {
+                let v = v.max(0.0);
+                let style = c.mix(SEGMENT_OPACITY[k % SEGMENT_OPACITY.len()]).filled();
                 chart
-                    .draw_series(std::iter::once(Text::new(
-                        format!("{name} {v:.2}"),
-                        (x + 0.24, y + v / 2.0),
-                        ("sans-serif", 13),
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x + 0.2, y), (x + 0.8, y + v)],
+                        style,
                     )))
                     .map_err(&e)?;
+                if v > y_max * 0.05 {
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            format!("{name} {v:.2}"),
+                            (x + 0.24, y + v / 2.0),
+                            ("sans-serif", 13),
+                        )))
+                        .map_err(&e)?;
+                }
+                y += v;
             }
-            y += v;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{y:.2}"),
+                    (x + 0.4, y + y_max * 0.02),
+                    ("sans-serif", 16),
+                )))
+                .map_err(&e)?;
         }
-        chart
-            .draw_series(std::iter::once(Text::new(
-                format!("{y:.2}"),
-                (x + 0.4, y + y_max * 0.02),
-                ("sans-serif", 16),
-            )))
-            .map_err(&e)?;
-    }
-    root.present().map_err(&e)
+        Ok(())
+    })
 }
 
 #[cfg(test)]

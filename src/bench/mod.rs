@@ -206,7 +206,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Bench, Error> {
 /// in every row of that server. A server that cannot be traced keeps its
 /// figures, and its rows say why in `syscalls_source`.
 fn count_syscalls_with_strace(cfg: &BenchConfig, summary: &mut [report::Summary]) {
-    use crate::trace::run::{one_worker, run, TraceSpec};
+    use crate::trace::run::{run, with_one_worker, TraceSpec};
     let connections = cfg
         .connections
         .iter()
@@ -218,15 +218,8 @@ fn count_syscalls_with_strace(cfg: &BenchConfig, summary: &mut [report::Summary]
         let server::ServerKind::Okring { args } = &spec.kind else {
             continue;
         };
-        let mode = args
-            .windows(2)
-            .find(|w| w[0] == "--mode")
-            .map(|w| w[1].clone())
-            .unwrap_or_default();
-        let mut serve_args = args.clone();
-        serve_args.extend(one_worker(&mode).iter().map(|s| s.to_string()));
         let t = TraceSpec {
-            serve_args,
+            serve_args: with_one_worker(args),
             requests: SYSCALL_REQUESTS,
             connections,
             close: cfg.close,
@@ -273,21 +266,14 @@ fn count_syscalls_with_strace(cfg: &BenchConfig, summary: &mut [report::Summary]
 /// `--trace`: each okring server once more, under strace, unpinned and not
 /// timed; its log is kept as `<label>.strace` in the output directory.
 fn trace_all(cfg: &BenchConfig) -> Vec<(String, Result<String, String>)> {
-    use crate::trace::run::{one_worker, render, run, TraceSpec};
+    use crate::trace::run::{render, run, with_one_worker, TraceSpec};
     let mut out = Vec::new();
     for spec in &cfg.servers {
         let server::ServerKind::Okring { args } = &spec.kind else {
             continue;
         };
-        let mode = args
-            .windows(2)
-            .find(|w| w[0] == "--mode")
-            .map(|w| w[1].clone())
-            .unwrap_or_default();
-        let mut serve_args = args.clone();
-        serve_args.extend(one_worker(&mode).iter().map(|s| s.to_string()));
         let t = TraceSpec {
-            serve_args,
+            serve_args: with_one_worker(args),
             requests: TRACE_REQUESTS,
             connections: TRACE_CONNECTIONS,
             close: cfg.close,

@@ -68,12 +68,7 @@ pub fn run(args: &TraceArgs) -> Result<(), Error> {
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    let mut serve_args = vec!["--mode".to_string(), mode.clone()];
-    serve_args.extend(
-        crate::trace::run::one_worker(&mode)
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    let serve_args = crate::trace::run::with_one_worker(&["--mode".to_string(), mode.clone()]);
     let spec = crate::trace::run::TraceSpec {
         serve_args,
         requests: args.requests,

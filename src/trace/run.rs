@@ -347,3 +347,16 @@ pub fn one_worker(mode: &str) -> &'static [&'static str] {
         _ => &["--threads", "1"],
     }
 }
+
+/// `args` (after `okring serve`, with a `--mode`) plus [`one_worker`]'s
+/// flags for that mode.
+pub fn with_one_worker(args: &[String]) -> Vec<String> {
+    let mode = args
+        .windows(2)
+        .find(|w| w[0] == "--mode")
+        .map(|w| w[1].as_str())
+        .unwrap_or_default();
+    let mut out = args.to_vec();
+    out.extend(one_worker(mode).iter().map(|s| s.to_string()));
+    out
+}
