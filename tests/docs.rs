@@ -232,12 +232,16 @@ impl Background {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     eprintln!("[serve] {line}");
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        if let Some(port) = rest.rsplit(':').next().and_then(|p| p.parse().ok()) {
-                            let _ = tx.try_send(port);
-                        }
-                    }
+                    let port = line
+                        .split("listening on ")
+                        .nth(1)
+                        .and_then(|rest| rest.rsplit(':').next()?.parse::<u16>().ok());
+                    // Keep the line before announcing the port: the reader
+                    // of `port` checks promises against `lines` at once.
                     lines.lock().unwrap().push(line);
+                    if let Some(port) = port {
+                        let _ = tx.try_send(port);
+                    }
                 }
             });
         }

@@ -234,10 +234,13 @@ impl Server {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     eprintln!("[okring] {line}");
-                    if let Some(addr) = listening_addr(&line) {
+                    let addr = listening_addr(&line);
+                    // Keep the line before announcing readiness: callers
+                    // read `lines` as soon as the address arrives.
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                    if let Some(addr) = addr {
                         let _ = tx.try_send(addr);
                     }
-                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                 }
             })
         };
