@@ -262,6 +262,9 @@ fn thread_main(
             format!("--cpus: cannot pin to CPU {c}: {e}; pick CPUs this process may use (see taskset -p $$)")
         })
     });
+    // The open-loop schedule's wake-ups are hrtimers: without this they may
+    // fire up to the default 50 µs slack late.
+    crate::sys::set_timer_slack_ns(1);
     let mut core = Core::new(plan, addr, first, conns);
     let fail = |e: String| {
         gate.connected.wait();
