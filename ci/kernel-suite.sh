@@ -169,6 +169,19 @@ mode_suite() {
 
 if want modes; then
     mode_suite uring 8 --mode uring
+    # Batched waits: the minimum-wait timeout on 6.12 and later, a timed
+    # wait before; 64 CQEs is more than 8 connections can have in flight,
+    # so every batched wait must end at its cap and be counted.
+    mode_suite uring-batched 8 --mode uring --uring-wait 200us --uring-wait-cqes 64
+    case $(uname -r) in
+    5.* | 6.[0-9].* | 6.1[01].*) flavour="timed wait" ;;
+    *) flavour="min-wait" ;;
+    esac
+    grep 'listening on' "$W/uring-batched.err" | grep -q "for 64 CQEs ($flavour)"
+    check uring-batched/flavour $? "want \"$flavour\" in: $(grep 'listening on' "$W/uring-batched.err" | head -1)"
+    expired=$(counter "$W/uring-batched.err" wait_cap_expired)
+    [ "$expired" -gt 0 ]
+    check uring-batched/cap-counted $? "wait_cap_expired=$expired"
     mode_suite epoll 8 --mode epoll
     mode_suite auto 8 --mode auto
     mode_suite prefork-uring 8 --mode prefork --workers 2 --worker-loop uring

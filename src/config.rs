@@ -157,6 +157,12 @@ pub struct ServeConfig {
     pub uring_bufs: u16,
     pub uring_buf_len: u32,
     pub uring_tier: UringTier,
+    /// `--uring-wait`: most a worker's io_uring_enter waits for
+    /// [`Self::uring_wait_cqes`] completions once one is there; zero: wake
+    /// for every completion.
+    pub uring_wait: Duration,
+    /// `--uring-wait-cqes`: completions a batched wait asks for.
+    pub uring_wait_cqes: u32,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     /// A request body that receives nothing for this long is closed.

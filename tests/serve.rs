@@ -618,6 +618,43 @@ fn keepalive_1000(mode: &Mode) {
 }
 mode_test!(keepalive_1000);
 
+/// `--uring-wait`: every response still comes, and a wait that asked for
+/// more CQEs than one connection can produce ends at its cap and is
+/// counted; the start-up line names the kernel's flavour (the minimum-wait
+/// timeout from Linux 6.12, a timed wait before).
+fn batched_waits(mode: &Mode) {
+    let server = mode.start(&["--uring-wait", "500us", "--uring-wait-cqes", "64"]);
+    let mut c = Client::connect(server.addr());
+    for _ in 0..200 {
+        c.get_ok();
+    }
+    drop(c);
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert_eq!(counter(&stderr, "requests"), Some(200), "{stderr}");
+    let expired = counter(&stderr, "wait_cap_expired").unwrap_or(0);
+    assert!(
+        expired >= 100,
+        "one connection has at most 2 CQEs in flight: nearly every wait for 64 ends at the cap; got {expired}:\n{stderr}"
+    );
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    let flavour = if (major, minor) >= (6, 12) {
+        "(min-wait)"
+    } else {
+        "(timed wait)"
+    };
+    assert!(
+        stderr.contains(&format!("waits ≤500µs for 64 CQEs {flavour}")),
+        "start-up line should name {flavour} on Linux {major}.{minor}:\n{stderr}"
+    );
+}
+stamp!(batched_waits: uring = URING, uring_5_19 = URING_5_19);
+
 /// 200 clients connected at once (threads released together), each making
 /// 5 keep-alive requests; all get OK and the summary counts them all.
 fn concurrent_200(mode: &Mode) {

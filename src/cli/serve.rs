@@ -136,6 +136,19 @@ pub struct ServeArgs {
     /// io_uring feature tier; `5.19` forces the oldest supported feature set.
     #[arg(long, value_enum, default_value_t = UringTierArg::Auto)]
     pub uring_tier: UringTierArg,
+    /// Batched waits: a uring worker's io_uring_enter waits up to this long
+    /// for --uring-wait-cqes completions before it handles what it has, so
+    /// below saturation one wake-up serves several requests. The cap is
+    /// what a response may be delayed by; 0 (the default) wakes for every
+    /// completion: on the machine behind docs/performance.md a short sleep
+    /// cost more than the wake-ups it saved. Uses the kernel's minimum-wait
+    /// timeout (IORING_FEAT_MIN_TIMEOUT, Linux 6.12) where it has one, else
+    /// a timed wait (IORING_ENTER_EXT_ARG, 5.11). At most 10ms.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub uring_wait: Duration,
+    /// Completions a batched wait (--uring-wait) asks for: 2 to the CQ size.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub uring_wait_cqes: u32,
     /// Serve Prometheus metrics (text format 0.0.4) at http://ADDR/metrics
     /// from a separate listener; port 0 picks a free port (printed).
     #[arg(long, value_name = "ADDR")]
@@ -187,6 +200,19 @@ impl ServeArgs {
             return Err(format!(
                 "--uring-cq-entries {}: must be between 8 and {URING_MAX_CQ_ENTRIES} (the kernel's IORING_MAX_CQ_ENTRIES); it is rounded up to a power of two",
                 self.uring_cq_entries
+            ));
+        }
+        if self.uring_wait > Duration::from_millis(10) {
+            return Err(format!(
+                "--uring-wait {:?}: at most 10ms (it delays responses by up to that much); 0 turns batched waits off",
+                self.uring_wait
+            ));
+        }
+        let batched = !self.uring_wait.is_zero();
+        if batched && (self.uring_wait_cqes < 2 || self.uring_wait_cqes > self.uring_cq_entries) {
+            return Err(format!(
+                "--uring-wait-cqes {} with --uring-wait: must be between 2 and --uring-cq-entries ({})",
+                self.uring_wait_cqes, self.uring_cq_entries
             ));
         }
         if self.max_conns == 0 || self.max_conns > (1 << 24) {
@@ -260,6 +286,8 @@ impl ServeArgs {
                 UringTierArg::Auto => UringTier::Auto,
                 UringTierArg::V5_19 => UringTier::V5_19,
             },
+            uring_wait: self.uring_wait,
+            uring_wait_cqes: self.uring_wait_cqes,
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             body_timeout: self.body_timeout,
@@ -311,6 +339,15 @@ mod tests {
             (&["--uring-bufs", "100000"], "between 1 and 32768"),
             (&["--uring-cq-entries", "4"], "--uring-cq-entries 4"),
             (&["--uring-cq-entries", "131072"], "IORING_MAX_CQ_ENTRIES"),
+            (&["--uring-wait", "20ms"], "--uring-wait 20ms: at most 10ms"),
+            (
+                &["--uring-wait", "50us", "--uring-wait-cqes", "1"],
+                "--uring-wait-cqes 1 with --uring-wait: must be between 2",
+            ),
+            (
+                &["--uring-wait", "50us", "--uring-cq-entries", "8"],
+                "--uring-wait-cqes 32 with --uring-wait: must be between 2 and --uring-cq-entries (8)",
+            ),
             (&["--max-conns", "0"], "--max-conns 0"),
             (&["--header-timeout", "0s"], "must be above zero"),
             (
@@ -363,5 +400,7 @@ mod tests {
         assert_eq!(c.body_min_rate, 1024);
         assert_eq!(c.limits.max_head_bytes, 8192);
         assert!(c.pin_cpus.is_empty(), "no pinning unless --pin");
+        assert!(c.uring_wait.is_zero(), "batched waits are opt-in");
+        assert_eq!(c.uring_wait_cqes, 32);
     }
 }

@@ -15,6 +15,19 @@
 //!   carry linked timeouts;
 //! - a read on the worker's shutdown eventfd.
 //!
+//! Waiting: each loop turn makes one io_uring_enter that submits and
+//! waits. With `--uring-wait` (off by default) the wait is batched: it asks
+//! for `--uring-wait-cqes` CQEs and returns once it has them or the cap
+//! has passed with at least one — via the kernel's minimum-wait timeout
+//! (`min_wait_usec`, IORING_FEAT_MIN_TIMEOUT, 6.12) or, before it, a timed
+//! wait (IORING_ENTER_EXT_ARG, 5.11) followed by an untimed wait for one
+//! CQE when the timed one found none. With DEFER_TASKRUN the kernel then
+//! wakes the task only once that many completions are queued. Below
+//! saturation this is one wake-up for several requests at the cost of up
+//! to the cap in latency; at saturation a batch is always there and the
+//! wait never sleeps. The `wait_cap_expired` counter says how often the cap
+//! ended a wait.
+//!
 //! The connection policy is the session's ([`super::session`]); this
 //! worker turns its actions into SQEs: Send → IORING_OP_SEND of the
 //! session's unsent bytes; PauseRead → IORING_OP_ASYNC_CANCEL of a
@@ -38,7 +51,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::time::Duration;
 
-use io_uring::types::{Fd, Timespec};
+use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::session::{Action, Session};
@@ -287,6 +300,54 @@ impl Conn {
     }
 }
 
+/// How a worker waits for completions (`--uring-wait`, `--uring-wait-cqes`).
+struct Wait {
+    /// CQEs a batched wait asks for; 0: no batching (wait for one).
+    want: usize,
+    /// The cap, µs, as `min_wait_usec` (6.12).
+    cap_us: u32,
+    /// The cap as the timed wait's timeout (before 6.12).
+    cap: Timespec,
+    /// The timeout of a minimum-wait, for its wait for the first CQE: the
+    /// 100 ms tick always ends it before.
+    long: Timespec,
+    /// The kernel has IORING_FEAT_MIN_TIMEOUT.
+    min_timeout: bool,
+    /// The last timed wait found nothing: the next waits for one CQE, untimed.
+    idle: bool,
+}
+
+impl Wait {
+    fn new(cfg: &ServeConfig, ring: &IoUring) -> Wait {
+        let cap_ns = cfg.uring_wait.as_nanos() as u64;
+        Wait {
+            want: if cap_ns == 0 {
+                0
+            } else {
+                cfg.uring_wait_cqes as usize
+            },
+            cap_us: (cap_ns / 1000).max(1) as u32,
+            cap: Timespec::new().nsec(cap_ns as u32),
+            long: Timespec::new().sec(1),
+            min_timeout: ring.params().is_feature_min_timeout(),
+            idle: false,
+        }
+    }
+
+    /// For the start-up line: nothing when waits are not batched.
+    fn describe(&self) -> String {
+        if self.want == 0 {
+            return String::new();
+        }
+        let how = if self.min_timeout {
+            "min-wait"
+        } else {
+            "timed wait"
+        };
+        format!(", waits ≤{}µs for {} CQEs ({how})", self.cap_us, self.want)
+    }
+}
+
 /// Per-thread uring worker. Field order matters: `ring` drops before
 /// `bufs`, so the kernel stops using the buffer ring before it is unmapped.
 struct Worker<'a> {
@@ -308,6 +369,7 @@ struct Worker<'a> {
     waker: RawFd,
     overflow_seen: u32,
     draining: bool,
+    wait: Wait,
     stop: &'a Stop,
 }
 
@@ -327,6 +389,7 @@ pub fn run_worker(
     };
     let ctx = WorkerCtx::new(cfg, publisher);
     let now = ctx.now_ns();
+    let wait = Wait::new(cfg, &ring);
     let mut w = Worker {
         ring,
         bufs,
@@ -348,6 +411,7 @@ pub fn run_worker(
         waker: stop.waker(id),
         overflow_seen: 0,
         draining: false,
+        wait,
         stop,
     };
     w.arm_accept();
@@ -359,10 +423,11 @@ pub fn run_worker(
         "single-shot recv (5.19 tier)"
     };
     let _ = ready.send(Ok(format!(
-        "{recv}, {flags}, {}×{} B provided buffers, CQ {}",
+        "{recv}, {flags}, {}×{} B provided buffers, CQ {}{}",
         cfg.uring_bufs,
         cfg.uring_buf_len,
-        w.ring.params().cq_entries()
+        w.ring.params().cq_entries(),
+        w.wait.describe()
     )));
     w.run(cfg.drain)
         .map_err(|e| format!("worker {id}: io_uring_enter: {e}"))?;
@@ -396,7 +461,7 @@ impl Worker<'_> {
     }
 
     /// Push prepared SQEs (submitting whenever the SQ fills), publish the
-    /// recycled buffers, then enter once: submit and wait for ≥ 1 CQE.
+    /// recycled buffers, then enter once: submit and wait ([`Self::wait`]).
     fn submit_and_wait(&mut self) -> io::Result<()> {
         self.bufs.publish();
         let mut i = 0;
@@ -419,7 +484,44 @@ impl Worker<'_> {
             }
         }
         self.io.sqes.clear();
-        self.enter(1)
+        self.wait()
+    }
+
+    /// The loop's one io_uring_enter: submit, then wait for one CQE, or for
+    /// a batch bounded by the cap (see the module docs).
+    fn wait(&mut self) -> io::Result<()> {
+        let wt = &mut self.wait;
+        if wt.want == 0 || wt.idle || self.draining {
+            wt.idle = false;
+            return self.enter(1);
+        }
+        self.ctx.stats.counters.ring_enters += 1;
+        let r = if wt.min_timeout {
+            let args = SubmitArgs::new()
+                .min_wait_usec(wt.cap_us)
+                .timespec(&wt.long);
+            self.ring.submitter().submit_with_args(wt.want, &args)
+        } else {
+            let args = SubmitArgs::new().timespec(&wt.cap);
+            self.ring.submitter().submit_with_args(wt.want, &args)
+        };
+        if let Err(e) = r {
+            // ETIME: the cap (or the long wait) passed; EINTR, EBUSY: as
+            // in enter.
+            let again = e
+                .raw_os_error()
+                .is_some_and(|n| sys::Errno(n).io_failure() == sys::IoFailure::Again);
+            if !uring::is_wait_end(&e) && !again {
+                return Err(e);
+            }
+        }
+        let ready = self.ring.completion().len();
+        if ready < self.wait.want {
+            self.ctx.stats.counters.wait_cap_expired += 1;
+            // Nothing came within the cap: sleep until something does.
+            self.wait.idle = ready == 0;
+        }
+        Ok(())
     }
 
     fn enter(&mut self, want: usize) -> io::Result<()> {

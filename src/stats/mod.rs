@@ -145,6 +145,9 @@ counters! {
     ring_enters,
     /// CQEs reaped from the completion queue (uring).
     cqes,
+    /// Batched waits (`--uring-wait`) that returned with fewer CQEs than
+    /// `--uring-wait-cqes` because the cap expired (uring).
+    wait_cap_expired,
     /// epoll_wait(2) calls (epoll), including those that time out.
     epoll_waits,
     /// Readiness events returned by epoll_wait(2) (epoll).
