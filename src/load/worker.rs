@@ -660,12 +660,10 @@ impl<'p> Core<'p> {
     fn wait_for(&self, wake: u64, now: u64) -> u64 {
         let wait = wake.saturating_sub(now);
         let send_due = self.sched.peek().is_some_and(|&Reverse((t, _))| t <= wake);
-        if !send_due {
-            wait
-        } else if wait <= SPIN_NS {
-            0
+        if send_due {
+            wait.saturating_sub(SPIN_NS)
         } else {
-            wait - SPIN_NS
+            wait
         }
     }
 
