@@ -330,6 +330,107 @@ pub fn stacked_bars_svg(
     })
 }
 
+/// One line of a [`lines_svg`] chart: its legend label, its colour index
+/// (as in the other plots) and its points (x, y), in x order.
+pub struct Line {
+    pub label: String,
+    pub colour: usize,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart with a dot at each point: x linear from 0, y linear from 0
+/// or, with `log_y`, on a log scale over the points' range. Lines with no
+/// points are left out of the legend.
+pub fn lines_svg(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+    log_y: bool,
+) -> Result<(), String> {
+    let e = err(path);
+    let root = SVGBackend::new(path, PLOT_SIZE_PX).into_drawing_area();
+    root.fill(&WHITE).map_err(&e)?;
+    let pts = || lines.iter().flat_map(|l| l.points.iter());
+    let x_max = pts().map(|p| p.0).fold(0.0f64, f64::max).max(1.0) * 1.05;
+    let y_max = pts().map(|p| p.1).fold(0.0f64, f64::max).max(1e-6) * 1.2;
+    let builder = |root| {
+        let mut b = ChartBuilder::on(root);
+        b.caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80);
+        b
+    };
+    if log_y {
+        let y_min = pts()
+            .map(|p| p.1)
+            .filter(|&v| v > 0.0)
+            .fold(f64::INFINITY, f64::min)
+            .min(y_max / 10.0)
+            .max(1e-6)
+            / 1.5;
+        let mut chart = builder(&root)
+            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
+            .map_err(&e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|y| format!("{y:.3}"))
+            .draw()
+            .map_err(&e)?;
+        draw_lines(&mut chart, lines, path)?;
+    } else {
+        let mut chart = builder(&root)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(&e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(&e)?;
+        draw_lines(&mut chart, lines, path)?;
+    }
+    root.present().map_err(&e)
+}
+
+/// The lines, dots and legend of [`lines_svg`] on either y axis.
+fn draw_lines<'a, Y>(
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+    lines: &[Line],
+    path: &Path,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let e = err(path);
+    for l in lines.iter().filter(|l| !l.points.is_empty()) {
+        let c = COLOURS[l.colour % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
+            .map_err(&e)?
+            .label(l.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(l.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(&e)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(&e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

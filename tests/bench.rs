@@ -410,3 +410,78 @@ fn syscalls_flag_counts_with_strace() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--rates LIST --slo`: one open-loop run per rate after the closed loop,
+/// each achieving its offered rate; the sweep's table, capacity at the
+/// objective, results.json entries and plots are written.
+#[test]
+fn rate_sweep_runs_each_rate_and_reports_capacity_at_the_objective() {
+    let _one = one_bench_at_a_time();
+    let out = tmpdir("sweep");
+    let res = okring()
+        .args(["bench", "--modes", "epoll", "--connections", "8"])
+        .args(["--duration", "500ms", "--warmup", "200ms", "--repeat", "1"])
+        .args(["--rates", "1000,3k", "--slo", "p99=500ms"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "{stderr}\n{stdout}");
+    let j: serde_json::Value = serde_json::from_str(&read(&out, "results.json")).unwrap();
+    let points = j["sweep"]["points"].as_array().expect("sweep points");
+    assert_eq!(points.len(), 2, "{points:?}");
+    for (p, offered) in points.iter().zip([1000.0, 3000.0]) {
+        assert_eq!(p["server"], "epoll");
+        assert_eq!(p["offered_rps"], offered);
+        let achieved = p["achieved_rps"].as_f64().unwrap();
+        assert!(
+            (achieved - offered).abs() <= offered * 0.05,
+            "offered {offered}, achieved {achieved}"
+        );
+        assert_eq!(p["errors"], 0);
+    }
+    // A generous objective: both points meet it, so capacity is the higher.
+    let cap = j["sweep"]["capacity_at_slo"][0]["capacity_rps"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(cap, points[1]["achieved_rps"].as_f64().unwrap());
+    assert_eq!(j["sweep"]["slo"]["bound_ns"], 500_000_000u64);
+    let md = read(&out, "report.md");
+    assert!(md.contains("## Offered-load sweep"), "{md}");
+    assert!(md.contains("| epoll | 8 | "), "{md}");
+    assert!(stdout.contains("capacity at p99 ≤ 500ms"), "{stdout}");
+    for f in [
+        "sweep-p50.svg",
+        "sweep-p99.svg",
+        "sweep-p99.9.svg",
+        "sweep-cpu.svg",
+    ] {
+        let svg = read(&out, f);
+        assert!(svg.contains("<svg") && svg.contains("epoll"), "{f}");
+    }
+    assert!(read(&out, "sweep-epoll-c8-1000.hgrm").contains("Percentile"));
+    let html = read(&out, "report.html");
+    assert!(html.contains("Offered-load sweep") && html.contains("sweep-cpu.svg"));
+}
+
+#[test]
+fn rates_flags_are_checked() {
+    for (args, says) in [
+        (
+            &["--rates", "fast"][..],
+            "--rates: \"fast\" is not a positive number",
+        ),
+        (
+            &["--rates", "auto", "--rate", "100"][..],
+            "--rates with --rate",
+        ),
+        (&["--rates", "auto", "--slo", "p99"][..], "--slo \"p99\""),
+    ] {
+        let res = okring().arg("bench").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

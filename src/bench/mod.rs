@@ -13,7 +13,8 @@
 //!
 //! Submodules: `cpu` (CPU lists, /proc CPU time), `server` (children),
 //! `peers` (wrk), `run` (one measured run), `report` (table, report.md,
-//! results.json), `plot` (SVG). This module holds the arguments, their
+//! results.json), `plot` (SVG), `sweep` (`--rates`: open-loop runs at a
+//! list of rates, capacity at a latency objective). This module holds the arguments, their
 //! validation and the loop over runs. It does not implement a server or a
 //! load generator.
 
@@ -30,6 +31,7 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod sweep;
 
 use server::ServerKind;
 
@@ -78,6 +80,9 @@ pub struct BenchConfig {
     /// strace in an extra, untimed run of [`SYSCALL_REQUESTS`] requests, and
     /// report those in place of the perf counters' figures.
     pub syscalls: bool,
+    /// `--rates` and `--slo`: after the closed-loop runs, an offered-load
+    /// sweep ([`sweep`]).
+    pub sweep: Option<(sweep::Rates, sweep::Slo)>,
 }
 
 /// Requests of each `--syscalls` run.
@@ -136,6 +141,8 @@ pub struct Bench {
     pub summary: Vec<report::Summary>,
     /// `--trace`: per okring server label, the rendered trace or why it failed.
     pub traces: Vec<(String, Result<String, String>)>,
+    /// `--rates`: the offered-load sweep.
+    pub sweep: Option<sweep::Sweep>,
 }
 
 impl Bench {
@@ -147,6 +154,26 @@ impl Bench {
     /// `Err` when any run failed: how many, and the first cause (exit 1).
     pub fn outcome(&self) -> Result<(), Error> {
         let failed = self.failed();
+        let sweep_failed: Vec<String> = self
+            .sweep
+            .iter()
+            .flat_map(|sw| &sw.points)
+            .filter_map(|p| {
+                p.outcome.as_ref().err().map(|e| {
+                    format!(
+                        "sweep {} c{} at {:.0} req/s: {e}",
+                        p.server, p.connections, p.target
+                    )
+                })
+            })
+            .collect();
+        if failed.is_empty() && !sweep_failed.is_empty() {
+            return Err(Error::Failed(format!(
+                "{} sweep runs failed; first: {}",
+                sweep_failed.len(),
+                sweep_failed[0]
+            )));
+        }
         let first = failed
             .first()
             .and_then(|r| r.outcome.as_ref().err())
@@ -193,11 +220,20 @@ pub fn run(cfg: &BenchConfig) -> Result<Bench, Error> {
     } else {
         Vec::new()
     };
+    let sweep = cfg.sweep.as_ref().map(|(rates, slo)| {
+        let capacity: Vec<(String, usize, f64)> = summary
+            .iter()
+            .filter(|s| s.load == run::LoadGen::Okring && s.runs > 0)
+            .map(|s| (s.server.clone(), s.connections, s.requests_per_sec))
+            .collect();
+        sweep::run(cfg, rates, slo, &capacity)
+    });
     Ok(Bench {
         host,
         records,
         summary,
         traces,
+        sweep,
     })
 }
 

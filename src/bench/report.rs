@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::cpu::format_cpu_list;
 use super::kernel::PerRequest;
 use super::run::{LoadGen, RunRecord};
+use super::sweep::Sweep;
 use super::BenchConfig;
 use crate::stats::{fmt_ns, hist_json, median, new_histogram, write_hgrm, HgrmSummary};
 
@@ -395,6 +396,7 @@ pub fn results_json(
     command: &[String],
     records: &[RunRecord],
     summary: &[Summary],
+    sweep: Option<&Sweep>,
 ) -> Value {
     let runs: Vec<Value> = records
         .iter()
@@ -493,6 +495,7 @@ pub fn results_json(
         },
         "runs": runs,
         "summary": sums,
+        "sweep": sweep.map(Sweep::json),
     })
 }
 
@@ -508,6 +511,7 @@ pub fn report_md(
     records: &[RunRecord],
     summary: &[Summary],
     traces: &[Trace],
+    sweep: Option<&Sweep>,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# okring bench\n");
@@ -578,6 +582,10 @@ pub fn report_md(
                 }
             }
         }
+    }
+    if let Some(sw) = sweep {
+        let _ = writeln!(s);
+        s.push_str(&sw.markdown());
     }
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.is_err()).collect();
     if !failed.is_empty() {
@@ -650,10 +658,17 @@ pub fn write_html(
     records: &[RunRecord],
     summary: &[Summary],
     traces: &[Trace],
+    sweep: Option<&Sweep>,
 ) -> Result<(), String> {
-    let mut body = crate::html::markdown(&report_md(cfg, host, command, records, summary, traces));
+    let mut body = crate::html::markdown(&report_md(
+        cfg, host, command, records, summary, traces, sweep,
+    ));
     body.push_str("<h2>Plots</h2>\n");
-    for (name, caption) in plot_files(summary) {
+    let mut plots = plot_files(summary);
+    if sweep.is_some() {
+        plots.extend(Sweep::plot_files());
+    }
+    for (name, caption) in plots {
         if let Ok(svg) = std::fs::read_to_string(cfg.out.join(&name)) {
             body.push_str(&crate::html::figure(&svg, &format!("{caption} ({name})")));
         }
@@ -671,6 +686,7 @@ pub fn write_all(
     records: &[RunRecord],
     summary: &[Summary],
     traces: &[Trace],
+    sweep: Option<&Sweep>,
 ) -> Result<(), String> {
     let write = |name: &str, data: &[u8]| {
         let p = cfg.out.join(name);
@@ -678,9 +694,9 @@ pub fn write_all(
     };
     write(
         "report.md",
-        report_md(cfg, host, command, records, summary, traces).as_bytes(),
+        report_md(cfg, host, command, records, summary, traces, sweep).as_bytes(),
     )?;
-    let j = results_json(cfg, host, command, records, summary);
+    let j = results_json(cfg, host, command, records, summary, sweep);
     let text = serde_json::to_string_pretty(&j).map_err(|e| format!("results.json: {e}"))?;
     write("results.json", text.as_bytes())?;
     for x in summary {

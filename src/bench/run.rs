@@ -209,7 +209,7 @@ type Outcomes = Vec<(LoadGen, Result<RunData, String>)>;
 /// A load generator's data with its measured window's wall-clock edges.
 type Windowed = Result<(RunData, SystemTime, SystemTime), String>;
 
-fn one_server_run(
+pub(super) fn one_server_run(
     cfg: &BenchConfig,
     spec: &ServerSpec,
     conns: usize,

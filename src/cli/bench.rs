@@ -31,6 +31,17 @@ pub struct BenchArgs {
     /// corrected latency); without it, closed loop at full speed.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Offered-load sweep after the closed-loop runs: each server open loop
+    /// at these total requests/s (comma-separated, `50k` allowed), or
+    /// `auto`: 10, 25, 50, 75, 90, 100, 110 and 120 % of what its own
+    /// closed-loop runs reached. Adds latency and CPU-per-request against
+    /// achieved rate (sweep-*.svg) and each server's capacity at --slo.
+    #[arg(long, value_name = "auto|LIST")]
+    pub rates: Option<String>,
+    /// The latency objective of --rates: a percentile of corrected latency
+    /// and its bound, e.g. `p99=1ms`, `p99.9=5ms` [default: p99=1ms].
+    #[arg(long, value_name = "pNN=DURATION", requires = "rates")]
+    pub slo: Option<String>,
     /// Requests pipelined per write on each connection.
     #[arg(long, default_value_t = 1)]
     pub pipeline: u32,
@@ -171,6 +182,24 @@ impl BenchArgs {
                 );
             }
         }
+        let sweep = match &self.rates {
+            None => None,
+            Some(r) => {
+                if self.rate.is_some() {
+                    return Err(
+                        "--rates with --rate: the sweep sets each run's rate; drop --rate".into(),
+                    );
+                }
+                if self.pipeline != 1 {
+                    return Err(
+                        "--rates with --pipeline: an open loop sends one request at a time; drop one"
+                            .into(),
+                    );
+                }
+                let slo = bench::sweep::Slo::parse(self.slo.as_deref().unwrap_or("p99=1ms"))?;
+                Some((bench::sweep::Rates::parse(r)?, slo))
+            }
+        };
         if self.close && self.pipeline != 1 {
             return Err(
                 "--close with --pipeline: a closing connection carries one request; drop one"
@@ -234,6 +263,7 @@ impl BenchArgs {
             notes,
             trace: self.trace,
             syscalls: self.syscalls,
+            sweep,
         })
     }
 }
@@ -262,9 +292,20 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     println!("{}", bench::report::table_text(&cfg, &b.summary));
     println!("What the kernel did per request (server side):\n");
     println!("{}", bench::report::kernel_table_text(&b.summary));
-    bench::report::write_all(&cfg, &b.host, &command, &b.records, &b.summary, &b.traces)?;
+    let sweep = b.sweep.as_ref();
+    if let Some(sw) = sweep {
+        println!("{}", sw.markdown());
+    }
+    bench::report::write_all(
+        &cfg, &b.host, &command, &b.records, &b.summary, &b.traces, sweep,
+    )?;
     bench::plot::write_all(&cfg, &b.records, &b.summary)?;
-    bench::report::write_html(&cfg, &b.host, &command, &b.records, &b.summary, &b.traces)?;
+    if let Some(sw) = sweep {
+        sw.write_plots(&cfg)?;
+    }
+    bench::report::write_html(
+        &cfg, &b.host, &command, &b.records, &b.summary, &b.traces, sweep,
+    )?;
     eprintln!("okring bench: wrote {}", cfg.out.display());
     b.outcome()?;
     let Some(gates) = gates else {

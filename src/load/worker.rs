@@ -38,9 +38,6 @@ const RESPONSE_HEAD_MAX_BYTES: usize = 16 * 1024;
 const RECONNECT_BACKOFF_NS: u64 = 10_000_000;
 /// Longest teardown wait for in-flight operations, ns.
 const TEARDOWN_LIMIT_NS: u64 = 1_000_000_000;
-/// Open loop: a send due within this much is polled for, not slept for
-/// ([`Core::wait_for`]).
-const SPIN_NS: u64 = 50_000;
 
 /// Operation kinds carried in completions.
 pub(crate) const OP_CONNECT: u8 = 1;
@@ -558,7 +555,7 @@ impl<'p> Core<'p> {
                 return Ok(());
             }
             let wake = self.next_wake();
-            self.poll(io, self.wait_for(wake, now))?;
+            self.poll(io, wake.saturating_sub(now))?;
         }
     }
 
@@ -650,20 +647,6 @@ impl<'p> Core<'p> {
         if now >= self.next_scan {
             self.next_scan = now + self.scan_step;
             self.scan_timeouts(io, now);
-        }
-    }
-
-    /// How long to block for a wake-up at `wake`: an open-loop send due
-    /// within [`SPIN_NS`] is not slept for (a timer wake-up can come tens of
-    /// µs late on an idle or virtual CPU); the thread polls without
-    /// blocking instead, and sleeps only until `SPIN_NS` before a later one.
-    fn wait_for(&self, wake: u64, now: u64) -> u64 {
-        let wait = wake.saturating_sub(now);
-        let send_due = self.sched.peek().is_some_and(|&Reverse((t, _))| t <= wake);
-        if send_due {
-            wait.saturating_sub(SPIN_NS)
-        } else {
-            wait
         }
     }
 
