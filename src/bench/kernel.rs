@@ -12,8 +12,6 @@
 //! `kernel.perf_event_paranoid` ≤ 0) or without tracefs the probe is
 //! empty and [`KernelProbe::note`] says why and how to fix it.
 
-use std::os::fd::OwnedFd;
-
 use crate::sys::perf::{self, PerfEvent};
 
 /// System calls broken out by name (tracepoint `syscalls:sys_enter_NAME`),
@@ -55,7 +53,10 @@ pub enum Series {
 
 /// Open counters, one set per server CPU.
 pub struct KernelProbe {
-    series: Vec<(Series, Vec<OwnedFd>)>,
+    series: Vec<Series>,
+    /// One counter group per CPU, and where each series is in its read
+    /// (`None`: not opened on that CPU).
+    groups: Vec<(perf::CpuGroup, Vec<Option<usize>>)>,
     note: Option<String>,
 }
 
@@ -65,15 +66,18 @@ impl KernelProbe {
     pub fn open(cpus: &[usize]) -> KernelProbe {
         let mut probe = KernelProbe {
             series: Vec::new(),
+            groups: Vec::new(),
             note: None,
         };
-        let open_all = |ev: &PerfEvent| -> std::io::Result<Vec<OwnedFd>> {
-            cpus.iter()
-                .map(|&c| perf::open_cpu_counter(ev, c))
-                .collect()
-        };
-        match open_all(&PerfEvent::ContextSwitches) {
-            Ok(fds) => probe.series.push((Series::ContextSwitches, fds)),
+        let opened: std::io::Result<Vec<perf::CpuGroup>> = cpus
+            .iter()
+            .map(|&c| perf::CpuGroup::open(&PerfEvent::ContextSwitches, c))
+            .collect();
+        match opened {
+            Ok(groups) => {
+                probe.series.push(Series::ContextSwitches);
+                probe.groups = groups.into_iter().map(|g| (g, vec![Some(0)])).collect();
+            }
             Err(e) => {
                 let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
                     .map(|s| s.trim().to_string())
@@ -96,29 +100,65 @@ impl KernelProbe {
                  (mount -t tracefs nodev /sys/kernel/tracing)"
                     .into()
             });
+            probe.enable();
             return probe;
         };
-        match open_all(&PerfEvent::Tracepoint(all)) {
-            Ok(fds) => probe.series.push((Series::Syscalls, fds)),
-            Err(e) => {
-                probe.note = Some(format!("system calls not counted: perf_event_open: {e}"));
-                return probe;
-            }
+        if let Err(e) = probe.add(cpus, Series::Syscalls, &PerfEvent::Tracepoint(all)) {
+            probe.note = Some(format!("system calls not counted: perf_event_open: {e}"));
+            probe.enable();
+            return probe;
         }
         for &name in SYSCALLS {
             let Some(id) = perf::tracepoint_id(&format!("syscalls/sys_enter_{name}")) else {
                 continue; // not a system call on this architecture or kernel
             };
-            if let Ok(fds) = open_all(&PerfEvent::Tracepoint(id)) {
-                probe.series.push((Series::Syscall(name), fds));
+            let _ = probe.add(cpus, Series::Syscall(name), &PerfEvent::Tracepoint(id));
+        }
+        probe.enable();
+        probe
+    }
+
+    /// Start the groups once every member is in them.
+    fn enable(&mut self) {
+        if let Some(e) = self.groups.iter().find_map(|(g, _)| g.enable().err()) {
+            self.note = Some(format!(
+                "context switches and system calls not counted: PERF_EVENT_IOC_ENABLE: {e}"
+            ));
+            self.series.clear();
+            self.groups.clear();
+        }
+    }
+
+    /// Add `event` as `series` to every CPU's group. Errors when it opens on
+    /// none; a CPU where it does not open counts 0 for it.
+    fn add(&mut self, cpus: &[usize], series: Series, event: &PerfEvent) -> std::io::Result<()> {
+        let mut first_err = None;
+        let mut any = false;
+        for ((g, slots), &cpu) in self.groups.iter_mut().zip(cpus) {
+            match g.add(event, cpu) {
+                Ok(pos) => {
+                    slots.push(Some(pos));
+                    any = true;
+                }
+                Err(e) => {
+                    slots.push(None);
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        probe
+        if !any {
+            for (_, slots) in &mut self.groups {
+                slots.pop();
+            }
+            return Err(first_err.unwrap_or_else(|| std::io::Error::other("no CPUs")));
+        }
+        self.series.push(series);
+        Ok(())
     }
 
     /// The series read by [`Self::read`], in its order.
     pub fn series(&self) -> Vec<Series> {
-        self.series.iter().map(|(s, _)| s.clone()).collect()
+        self.series.clone()
     }
 
     /// Why some or all series are missing; `None` when all were opened.
@@ -126,17 +166,19 @@ impl KernelProbe {
         self.note.as_deref()
     }
 
-    /// Each series' count summed over the CPUs; a counter that cannot be
-    /// read counts 0 (it stays 0 at both window edges).
+    /// Each series' count summed over the CPUs, one group read per CPU; a
+    /// group that cannot be read counts 0 (it stays 0 at both window edges).
     pub fn read(&self) -> Vec<u64> {
-        self.series
-            .iter()
-            .map(|(_, fds)| {
-                fds.iter()
-                    .map(|fd| perf::read_counter(fd).unwrap_or(0))
-                    .sum()
-            })
-            .collect()
+        let mut sums = vec![0u64; self.series.len()];
+        for (g, slots) in &self.groups {
+            let Ok(values) = g.read() else { continue };
+            for (sum, slot) in sums.iter_mut().zip(slots) {
+                if let Some(v) = slot.and_then(|p| values.get(p)) {
+                    *sum += v;
+                }
+            }
+        }
+        sums
     }
 }
 

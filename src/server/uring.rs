@@ -32,8 +32,9 @@
 //! worker turns its actions into SQEs: Send → IORING_OP_SEND of the
 //! session's unsent bytes; PauseRead → IORING_OP_ASYNC_CANCEL of a
 //! multishot recv (a single-shot one is not re-armed); Linger →
-//! shutdown(2) `SHUT_WR`; Close → shutdown(2) `SHUT_RDWR` when a recv or
-//! send is armed, then IORING_OP_CLOSE. A recv stays armed while the
+//! shutdown(2) `SHUT_WR`; Close → IORING_OP_ASYNC_CANCEL of an armed recv
+//! (or shutdown(2) `SHUT_RDWR` when a send is in flight), then
+//! IORING_OP_CLOSE. A recv stays armed while the
 //! session wants to read.
 //!
 //! Every multishot CQE is checked for `IORING_CQE_F_MORE`; when it is clear
@@ -253,9 +254,23 @@ impl Io {
                 }
                 Action::Close(_) => {
                     // An armed recv, or a send the kernel still holds, would
-                    // keep the socket alive past the close: end them.
-                    if c.recv_armed || c.s.send_in_flight() {
+                    // keep the socket alive past the close: end them. A recv
+                    // alone is cancelled by an SQE ahead of the close (a
+                    // poll-armed recv is cancelled inline, during the same
+                    // submission; its -ECANCELED CQE is dropped as stale and
+                    // the cancel's own CQE is skipped on success,
+                    // IOSQE_CQE_SKIP_SUCCESS, 5.17): no system call. A send
+                    // in flight cannot be cancelled that way once it has
+                    // started: shutdown(2) ends both.
+                    if c.s.send_in_flight() {
                         sys::shutdown(c.fd, false);
+                    } else if c.recv_armed {
+                        self.sqes.push(
+                            opcode::AsyncCancel::new(c.token(Op::Recv))
+                                .build()
+                                .flags(squeue::Flags::SKIP_SUCCESS)
+                                .user_data(Token::worker(Op::Cancel).pack()),
+                        );
                     }
                     self.sqes.push(
                         opcode::Close::new(Fd(c.fd))
