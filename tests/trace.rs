@@ -69,11 +69,16 @@ fn fork_shows_each_requests_calls_in_order() {
     );
 }
 
-/// io_uring batches: a hundred requests over sixteen connections take far
-/// fewer io_uring_enter calls than requests.
+/// io_uring batches: 256 requests, 16 pipelined per write over sixteen
+/// connections, take far fewer io_uring_enter calls than requests. Each
+/// write of 16 is one recv CQE and one send SQE, so even with no batching
+/// across connections it is at most 2 enters per 16 requests plus one per
+/// accept ((32 + 16) / 256 ≈ 0.19, against 0.02–0.03 measured); how
+/// much more batching happens depends on timing under strace (keep-alive
+/// without pipelining ranged 0.14–0.67), which is not what this asserts.
 #[test]
 fn uring_enters_far_less_than_once_per_request() {
-    let Some(out) = trace(&["--mode", "uring", "--requests", "100"]) else {
+    let Some(out) = trace(&["--mode", "uring", "--requests", "256", "--pipeline", "16"]) else {
         return;
     };
     let summary = out.lines().last().unwrap();
@@ -83,7 +88,7 @@ fn uring_enters_far_less_than_once_per_request() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no io_uring_enter figure in `{summary}`:\n{out}"));
     assert!(
-        per > 0.0 && per < 0.5,
+        per > 0.0 && per < 0.25,
         "{per} io_uring_enter per request:\n{out}"
     );
 }
