@@ -123,6 +123,11 @@ pub fn read_input(path: &Path) -> Result<Vec<Input>, String> {
     let name = path.display().to_string();
     let data = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_none() {
+        return Err(format!(
+            "{name} is empty: expected the JSON of okring load --json, okring bench's results.json or an interval log (--hlog); was the run that writes it cut short?"
+        ));
+    }
     if first != Some(&b'{') {
         let text = String::from_utf8_lossy(&data);
         if text.trim_start().starts_with("Value") || text.contains("#[Mean") {
@@ -812,6 +817,11 @@ mod tests {
         );
         std::fs::write(&bench, r#"{"schema": "other/1"}"#).unwrap();
         assert!(read_input(&bench).unwrap_err().contains("other/1"));
+        // An empty file (a shard whose stdout was lost) is an error, not an
+        // interval log with no intervals.
+        std::fs::write(&bench, " \n").unwrap();
+        let err = read_input(&bench).unwrap_err();
+        assert!(err.contains("is empty"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
