@@ -25,6 +25,8 @@ enum Behaviour {
     /// 200 to every request; the response to request number `nth` (counted
     /// over the whole server from 1) is held back for `delay` first.
     DelayOnce { nth: u64, delay: Duration },
+    /// 200 to every request, each held back for `delay` first.
+    Slow { delay: Duration },
     /// 500 to every request (framed by Content-Length).
     Status500,
     /// Half a response, then close.
@@ -104,6 +106,10 @@ fn serve_conn(mut stream: TcpStream, b: Behaviour, served: &AtomicU64, seen: &At
                     std::thread::sleep(delay);
                     out.extend_from_slice(OK_RESPONSE);
                     continue;
+                }
+                Behaviour::Slow { delay } => {
+                    std::thread::sleep(delay);
+                    out.extend_from_slice(OK_RESPONSE);
                 }
                 Behaviour::Status500 => out.extend_from_slice(ERR_RESPONSE),
                 Behaviour::Interim => {
@@ -610,6 +616,46 @@ fn cli_requests_methods_bodies_json_stdout_and_gates() {
     let (_, stderr) = server.stop();
     assert_eq!(common::counter(&stderr, "requests"), Some(2800), "{stderr}");
     assert_eq!(common::counter(&stderr, "responses_400"), None, "{stderr}");
+}
+
+/// `--fail-if` exits 3 exactly when a budget is broken: against a server
+/// that holds every response 100 ms, `p99>50ms` fails (naming the measured
+/// p99) and `p99>1s` passes; against a prompt one `p99>50ms` passes;
+/// against one that answers 500, `errors>0` fails and the latency gate
+/// alone passes.
+#[test]
+fn fail_if_exits_3_exactly_when_a_gate_fails() {
+    let slow = server(Behaviour::Slow {
+        delay: Duration::from_millis(100),
+    });
+    let prompt = server(Behaviour::Ok);
+    let failing = server(Behaviour::Status500);
+    let load = |srv: &TestServer, gate: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_okring"))
+            .args(["load", &format!("http://{}/", srv.addr)])
+            .args(["-c", "2", "-n", "10", "--warmup", "0s", "--fail-if", gate])
+            .output()
+            .expect("okring load");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = load(&slow, "p99>50ms");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("okring: error: --fail-if: p99>50ms (p99 = "),
+        "{err}"
+    );
+    let (code, err) = load(&slow, "p99>1s,errors>0");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = load(&prompt, "p99>50ms");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = load(&failing, "errors>0");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("--fail-if: errors>0 ("), "{err}");
+    let (code, err) = load(&failing, "p99>1s");
+    assert_eq!(code, Some(0), "{err}");
 }
 
 /// `--interval D` prints one line per completed interval on stderr during
