@@ -9,6 +9,9 @@ use std::time::Duration;
 use super::live::IntervalLine;
 use crate::config::EventLoop as Engine;
 
+/// `--spin`'s default: the open-loop polling window before a due send.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
 /// Most load threads accepted.
 pub(crate) const MAX_THREADS: usize = 1024;
 /// Most pipelined requests per batch accepted.
@@ -164,6 +167,11 @@ pub struct LoadConfig {
     pub warmup: Duration,
     /// Open loop: total requests/s (finite, > 0). `None`: closed loop.
     pub rate: Option<f64>,
+    /// Open loop: a send due within this long is waited for by polling
+    /// (io_uring_enter or epoll_wait that does not sleep), and a sleep until
+    /// a later one ends this much early. A timed sleep wakes late by its
+    /// timer's latency and costs a timer per send; zero: always sleep.
+    pub spin: Duration,
     /// Requests per batch, 1..=1024; must be 1 in open loop and with `close`/`http10`.
     pub pipeline: u32,
     /// Request timeout (> 0).
@@ -228,6 +236,7 @@ impl LoadConfig {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
             rate: None,
+            spin: DEFAULT_SPIN,
             pipeline: 1,
             timeout: Duration::from_secs(2),
             http10: false,
@@ -281,6 +290,12 @@ impl LoadConfig {
         }
         if self.timeout.is_zero() {
             return Err("--timeout must be greater than zero".into());
+        }
+        if self.spin > Duration::from_millis(1) {
+            return Err(format!(
+                "--spin {:?}: at most 1ms (it is the polling window before each due send; 0 turns it off)",
+                self.spin
+            ));
         }
         if self.interval.is_some_and(|i| i < Duration::from_millis(1)) {
             return Err("--interval must be at least 1ms".into());

@@ -44,7 +44,7 @@ use worker::{Core, Plan, StartGate, ThreadOut};
 /// epoll, with a notice, if no ring can be set up); `Epoll`: one epoll
 /// instance per thread, nonblocking sockets.
 pub use crate::config::EventLoop as Engine;
-pub use config::{parse_cpus, parse_url, LoadConfig, Target};
+pub use config::{parse_cpus, parse_url, LoadConfig, Target, DEFAULT_SPIN};
 pub use live::IntervalLine;
 pub use result::{ErrorCounts, LoadResult, LATE_SEND_THRESHOLD_NS};
 
@@ -120,6 +120,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, Error> {
         close_each: cfg.close || cfg.http10,
         total_connections: cfg.connections,
         rate: cfg.rate,
+        spin_ns: cfg.spin.as_nanos() as u64,
         warmup_ns: cfg.warmup.as_nanos() as u64,
         duration_ns: cfg.duration.as_nanos() as u64,
         timeout_ns: cfg.timeout.as_nanos() as u64,

@@ -241,6 +241,7 @@ impl LoadResult {
                 "duration_s": cfg.duration.as_secs_f64(),
                 "warmup_s": cfg.warmup.as_secs_f64(),
                 "rate": cfg.rate,
+                "spin_us": cfg.rate.map(|_| cfg.spin.as_secs_f64() * 1e6),
                 "pipeline": cfg.pipeline,
                 "timeout_s": cfg.timeout.as_secs_f64(),
                 "http10": cfg.http10,

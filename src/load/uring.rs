@@ -170,11 +170,17 @@ impl Io for Uring {
         if let Some(e) = self.fatal.take() {
             return Err(e);
         }
-        let ts = types::Timespec::new()
-            .sec(timeout_ns / 1_000_000_000)
-            .nsec((timeout_ns % 1_000_000_000) as u32);
-        let args = types::SubmitArgs::new().timespec(&ts);
-        match self.ring.submitter().submit_with_args(1, &args) {
+        let r = if timeout_ns == 0 {
+            // A poll that must not wait: no timer (see submit_nowait).
+            crate::sys::uring::submit_nowait(&mut self.ring)
+        } else {
+            let ts = types::Timespec::new()
+                .sec(timeout_ns / 1_000_000_000)
+                .nsec((timeout_ns % 1_000_000_000) as u32);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        match r {
             Ok(_) => {}
             Err(e) if crate::sys::uring::is_wait_end(&e) => {}
             Err(e) => return Err(format!("io_uring_enter failed: {e}")),

@@ -143,7 +143,8 @@ pub(crate) trait Io {
     /// Close `fd`; no operation is pending on it.
     fn close(&mut self, slot: u32, fd: RawFd);
     /// Start queued operations, wait up to `timeout_ns` for at least one
-    /// completion, and append every available completion to `out`.
+    /// completion, and append every available completion to `out`. With
+    /// `timeout_ns` 0 it does not wait and arms no timer.
     fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String>;
 }
 
@@ -164,6 +165,8 @@ pub(crate) struct Plan {
     pub total_connections: usize,
     /// Open loop: total requests per second.
     pub rate: Option<f64>,
+    /// Open loop: the polling window before a due send, ns (`--spin`).
+    pub spin_ns: u64,
     pub warmup_ns: u64,
     pub duration_ns: u64,
     pub timeout_ns: u64,
@@ -554,8 +557,8 @@ impl<'p> Core<'p> {
                 self.stats.out.finished_ns = now;
                 return Ok(());
             }
-            let wake = self.next_wake();
-            self.poll(io, wake.saturating_sub(now))?;
+            let wait = self.wait_ns(now);
+            self.poll(io, wait)?;
         }
     }
 
@@ -647,6 +650,19 @@ impl<'p> Core<'p> {
         if now >= self.next_scan {
             self.next_scan = now + self.scan_step;
             self.scan_timeouts(io, now);
+        }
+    }
+
+    /// How long the next poll may sleep, ns: until the next wake-up, less
+    /// the spin window when that is an open-loop send. Inside the window
+    /// the poll does not wait (0), so the send goes out on time instead of
+    /// a timer's latency late, and no timer is armed per send.
+    fn wait_ns(&self, now: u64) -> u64 {
+        let wake = self.next_wake();
+        let left = wake.saturating_sub(now);
+        match self.sched.peek() {
+            Some(&Reverse((t, _))) if t <= wake => left.saturating_sub(self.plan.spin_ns),
+            _ => left,
         }
     }
 
