@@ -23,7 +23,7 @@ def load(args):
     t = time.time()
     p = subprocess.Popen(["taskset", "-c", "0", OK, "load", url, "-c", "256", "--duration", DUR, "--warmup", "1s", "--json", "-"] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = p.stdout.read()
-    _, st, ru = os.wait4(p.pid, 0)
+    _, _, ru = os.wait4(p.pid, 0)
     d = json.loads(out)
     return d, (ru.ru_utime + ru.ru_stime) / (time.time() - t)
 print(f"kernel {os.uname().release} load {open('/proc/loadavg').read().split()[:3]}")

@@ -171,7 +171,7 @@ impl Io for Uring {
             return Err(e);
         }
         let r = if timeout_ns == 0 {
-            // A poll that must not wait: no timer (see submit_nowait).
+            // A poll that must not wait: no timeout argument (submit_nowait).
             crate::sys::uring::submit_nowait(&mut self.ring)
         } else {
             let ts = types::Timespec::new()

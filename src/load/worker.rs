@@ -144,7 +144,7 @@ pub(crate) trait Io {
     fn close(&mut self, slot: u32, fd: RawFd);
     /// Start queued operations, wait up to `timeout_ns` for at least one
     /// completion, and append every available completion to `out`. With
-    /// `timeout_ns` 0 it does not wait and arms no timer.
+    /// `timeout_ns` 0 it does not wait and passes the kernel no timeout.
     fn poll(&mut self, timeout_ns: u64, out: &mut Vec<Completion>) -> Result<(), String>;
 }
 
@@ -656,7 +656,7 @@ impl<'p> Core<'p> {
     /// How long the next poll may sleep, ns: until the next wake-up, less
     /// the spin window when that is an open-loop send. Inside the window
     /// the poll does not wait (0), so the send goes out on time instead of
-    /// a timer's latency late, and no timer is armed per send.
+    /// a timed wake-up's latency late, with no timed wait per send.
     fn wait_ns(&self, now: u64) -> u64 {
         let wake = self.next_wake();
         let left = wake.saturating_sub(now);

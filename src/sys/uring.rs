@@ -30,11 +30,12 @@ pub fn is_wait_end(e: &io::Error) -> bool {
 const IORING_ENTER_GETEVENTS: u32 = 1;
 
 /// Submit the queued SQEs and collect what has completed, without waiting:
-/// io_uring_enter(2) with IORING_ENTER_GETEVENTS and `min_complete` 0. The
-/// kernel runs the ring's deferred task work (DEFER_TASKRUN posts CQEs only
-/// then) and returns, arming no timer: a wait with a zero timeout
-/// (IORING_ENTER_EXT_ARG) sets up an hrtimer sleeper even though it never
-/// sleeps. Returns the SQEs submitted; errors as io_uring_enter(2).
+/// io_uring_enter(2) with IORING_ENTER_GETEVENTS and `min_complete` 0 and
+/// no timeout argument. The kernel runs the ring's deferred task work
+/// (DEFER_TASKRUN posts CQEs only then) and returns once completions
+/// number at least 0, without entering the timed wait a timeout argument,
+/// even a zero one, would set up. Returns the SQEs submitted; errors as
+/// io_uring_enter(2).
 pub fn submit_nowait(ring: &mut IoUring) -> io::Result<usize> {
     let queued = ring.submission().len() as u32;
     // SAFETY: no argument pointer is passed (`arg` None, size 0); the SQEs
