@@ -73,8 +73,8 @@ point() {
     p999=$(echo "$lat" | sed -n 's/.* p99.9 \([^ ]*\) .*/\1/p')
     lag=$(grep -A2 'Schedule lag' "$out/$label.load.txt" | sed -n 3p | sed -n 's/.* p99 \([^ ]*\) .*/\1/p')
     ctr=$(grep -o 'ring_enters=[0-9]* cqes=[0-9]*\( wait_cap_expired=[0-9]*\)\?\|epoll_waits=[0-9]* epoll_events=[0-9]*' "$err" | tail -1)
-    python3 - "$label" "$n" "$rps" "$a" "$b" "$t0" "$t1" "$p99" "$p999" "${lag:--}" "$ctr" "$ka" "$kb" "$(getconf CLK_TCK)" <<'EOF' | tee -a "$md"
-import sys
+    POINT_DIR="$out" python3 - "$label" "$n" "$rps" "$a" "$b" "$t0" "$t1" "$p99" "$p999" "${lag:--}" "$ctr" "$ka" "$kb" "$(getconf CLK_TCK)" <<'EOF' | tee -a "$md"
+import json, os, sys
 label, n, rps, a, b, t0, t1, p99, p999, lag, ctr, ka, kb, hz = sys.argv[1:]
 core = (int(kb) - int(ka)) * 1e9 / int(hz)
 n = int(n); cpu = int(b) - int(a); wall = int(t1) - int(t0)
@@ -90,6 +90,11 @@ if "ring_enters" in per:
 elif "epoll_waits" in per:
     extra = f"{per['epoll_waits'] / n:.2f} waits/req, {per['epoll_events'] / per['epoll_waits']:.1f} events/wait"
 print(f"| {label} | {rps} | {cpu / 1000 / n:.2f} | {core / 1000 / n:.2f} | {core / wall:.0%} | {p99} | {p999} | {lag} | {extra} |")
+# The same figures for bench/goals.py (latency, lag and rate are in $label.json).
+with open(f"{os.environ['POINT_DIR']}/{label}.point.json", "w") as f:
+    json.dump({"label": label, "requests": n, "server_threads_us_per_req": cpu / 1000 / n,
+               "server_core_us_per_req": core / 1000 / n, "server_core_busy": core / wall,
+               "counters": per}, f)
 EOF
 }
 

@@ -3,8 +3,8 @@
 and for each performance goal (docs/performance.md) the figures measured
 in that run and whether the goal was met.
 
-Inputs (all under the run directory): c256/, c64/, pipeline16/, rate/, few/
-(okring bench outputs), client.json and nohist.json (bench/ab.py),
+Inputs (all under the run directory): c256/, c64/, pipeline16/, rate/, few/,
+sweep/ (okring bench outputs), below/ (bench/below-saturation.sh), client.json and nohist.json (bench/ab.py),
 conn50k.json (bench/conn50k.py), strace-<mode>.txt (strace -c -f) with
 strace-<mode>.server.log. A missing input makes its goal "not run".
 
@@ -74,6 +74,154 @@ def strace_per_request(run, mode):
             calls[f[-1]] = int(f[3])
     hot = {k: v / reqs for k, v in calls.items() if v / reqs >= 0.001}
     return reqs, hot
+
+
+def point(below, label):
+    """One bench/below-saturation.sh point: (load JSON, server figures) or None."""
+    ld = load(os.path.join(below, f"{label}.json"))
+    pt = load(os.path.join(below, f"{label}.point.json"))
+    return (ld, pt) if ld and pt else None
+
+
+def us(ns):
+    return ns / 1e3
+
+
+def below_saturation_goals(run, c256, pipe, client):
+    """The goals for below saturation, churn, the open-loop schedule, the
+    sweep and the pushed saturated figures (docs/performance.md), from
+    below/ (bench/below-saturation.sh), sweep/ (okring bench --rates) and
+    the saturated parts of this run."""
+    below = os.path.join(run, "below")
+    out = ["", "## Below saturation, churn, the open-loop schedule, the sweep", "",
+           "| # | goal | measured | verdict |", "|---|---|---|---|"]
+
+    # 1. Fixed rate: one uring configuration must meet every rate's CPU and
+    # latency bound.
+    targets = {10: 0.5, 25: 0.6, 50: 0.75}
+    variants = ["uring", "uring-wait50us", "uring-wait100us", "uring-wait200us"]
+    ok_by_variant = {v: True for v in variants}
+    parts = []
+    seen = False
+    for pct, bound in targets.items():
+        e = point(below, f"r{pct}-epoll")
+        if not e:
+            ok_by_variant = {v: False for v in variants}
+            continue
+        seen = True
+        el, ep = e
+        e99, e999 = (el["histograms"]["latency"]["percentiles"][q] for q in ("99", "99.9"))
+        cells = []
+        for v in variants:
+            u = point(below, f"r{pct}-{v}")
+            if not u:
+                ok_by_variant[v] = False
+                continue
+            ul, up = u
+            r = up["server_threads_us_per_req"] / ep["server_threads_us_per_req"]
+            u99, u999 = (ul["histograms"]["latency"]["percentiles"][q] for q in ("99", "99.9"))
+            ok = r <= bound and u99 <= e99 + 100e3 and u999 <= e999 + 250e3
+            ok_by_variant[v] &= ok
+            name = "unbatched" if v == "uring" else v.replace("uring-wait", "cap ")
+            cells.append(f"{name} {r:.2f}× (p99 {us(u99 - e99):+.0f} µs, p99.9 {us(u999 - e999):+.0f} µs)")
+        parts.append(f"{pct} % ({el['config']['rate']:.0f} req/s, epoll {ep['server_threads_us_per_req']:.2f} µs/req, "
+                     f"p99 {us(e99):.0f} µs): " + ", ".join(cells))
+    met = [v for v, ok in ok_by_variant.items() if ok]
+    txt = "; ".join(parts) or "n/a"
+    if met:
+        txt += f" — met by {', '.join(met)}"
+    out.append("| 1 | fixed rate, 256 conns: uring CPU/req ≤ 0.5 / 0.6 / 0.75 × epoll at 10 / 25 / 50 %, "
+               f"p99 ≤ epoll + 100 µs, p99.9 ≤ epoll + 250 µs | {txt} | {verdict(bool(met) if seen else None)} |")
+
+    # 2. Churn.
+    parts = []
+    g2 = None
+    for c in (32, 256):
+        rows = {m: point(below, f"close{c}-{m}") for m in ("epoll", "uring", "prefork-epoll", "prefork-uring")}
+        if not all(rows.values()):
+            continue
+        rps = {m: rows[m][0]["results"]["requests_per_sec"] for m in rows}
+        cpu = {m: rows[m][1]["server_threads_us_per_req"] for m in rows}
+        busy = {m: rows[m][1]["server_core_busy"] for m in rows}
+        r_rps, r_cpu = rps["uring"] / rps["epoll"], cpu["uring"] / cpu["epoll"]
+        r_pre = rps["prefork-uring"] / rps["prefork-epoll"]
+        ok = r_rps >= 1.15 and r_cpu <= 0.85 and r_pre >= 1.0 and min(busy.values()) >= 0.95
+        g2 = ok if g2 is None else (g2 and ok)
+        parts.append(f"{c} conns: uring ÷ epoll {r_rps:.2f}× req/s ({rps['uring']:.0f} vs {rps['epoll']:.0f}), "
+                     f"{r_cpu:.2f}× CPU/req; prefork uring ÷ epoll workers {r_pre:.2f}× req/s; "
+                     f"server core busy {min(busy.values()):.0%}–{max(busy.values()):.0%}")
+    out.append("| 2 | churn (--close, 32 and 256 conns): uring ≥ 1.15 × epoll req/s, ≤ 0.85 × CPU/req; "
+               "prefork uring workers ≥ epoll workers; server core ≥ 95 % busy | "
+               f"{'; '.join(parts) or 'n/a'} | {verdict(g2)} |")
+
+    # 3. Open-loop schedule, both load engines.
+    parts = []
+    g3 = None
+    for engine in ("uring", "epoll"):
+        cap = point(below, f"cap-load-{engine}")
+        if not cap:
+            continue
+        cells = []
+        for pct in (10, 40, 80):
+            p = point(below, f"lag{pct}-{engine}")
+            if not p:
+                continue
+            ld = p[0]
+            lag = ld["histograms"]["schedule_lag"]["percentiles"]["99"]
+            target = ld["config"]["rate"]
+            got = ld["results"]["requests_per_sec"]
+            off = got / target - 1
+            ok = lag <= 50e3 and abs(off) <= 0.005
+            g3 = ok if g3 is None else (g3 and ok)
+            cells.append(f"{pct} % lag p99 {us(lag):.1f} µs, rate {off:+.2%}, {ld['results']['late_sends']} late")
+        parts.append(f"{engine} engine (closed loop {cap[0]['results']['requests_per_sec']:.0f} req/s): "
+                     + ", ".join(cells))
+    out.append("| 3 | open loop up to 80 % of the client core's closed-loop rate: schedule lag p99 ≤ 50 µs, "
+               f"rate within 0.5 % | {'; '.join(parts) or 'n/a'} | {verdict(g3)} |")
+
+    # 4. The sweep.
+    sweep = load(os.path.join(run, "sweep/results.json"))
+    g4 = None
+    txt = "n/a"
+    if sweep and sweep.get("sweep"):
+        sw = sweep["sweep"]
+        caps = ", ".join(f"{c['server']} {c['capacity_rps']:.0f} req/s" if c.get("capacity_rps")
+                         else f"{c['server']} none" for c in sw["capacity_at_slo"])
+        plots = [f for f in ("sweep-p50.svg", "sweep-p99.svg", "sweep-p99.9.svg", "sweep-cpu.svg")
+                 if os.path.exists(os.path.join(run, "sweep", f))]
+        lags = [pt["schedule_lag_p99_ns"] for pt in sw["points"] if pt.get("schedule_lag_p99_ns") is not None]
+        txt = (f"{len(sw['points'])} points; capacity at {sw['slo']['percentile']} ≤ "
+               f"{sw['slo']['bound_ns'] / 1e6:g} ms: {caps}; plots: {', '.join(plots)}"
+               + (f"; generator lag p99 {us(min(lags)):.0f}–{us(max(lags)):.0f} µs" if lags else ""))
+        g4 = len(plots) == 4 and bool(sw["capacity_at_slo"])
+    out.append(f"| 4 | okring bench --rates auto --slo p99=1ms: sweep, plots, capacity at the objective | {txt} | {verdict(g4)} |")
+
+    # 5. Saturated figures, pushed.
+    parts = []
+    oks = []
+    if c256:
+        r = per_repeat(c256, "server_cpu_us_per_req", "uring", "epoll")
+        parts.append(f"256 conns uring ÷ epoll CPU/req {fmt(r)}")
+        oks.append(r is not None and r <= 0.80)
+    if pipe and summary(pipe, "nginx"):
+        u = summary(pipe, "uring")
+        r = per_repeat(pipe, "requests_per_sec", "uring", "nginx")
+        parts.append(f"×16 pipelining {u['requests_per_sec_median'] / 1e6:.2f}M req/s "
+                     f"({u['server_cpu_util_median'] * 100:.0f} % server CPU), {fmt(r, '.1f')} × nginx")
+        oks.append(u["requests_per_sec_median"] >= 3.5e6 and r is not None and r >= 14)
+    if client:
+        o, w = client["summary"].get("uring/okring"), client["summary"].get("uring/wrk")
+        if o and w:
+            eff = w["client_cpu_us_per_req"] / o["client_cpu_us_per_req"]
+            parts.append(f"okring load ÷ wrk req/s per client core {eff:.2f}")
+            oks.append(eff >= 1.5)
+    g5 = all(oks) if len(oks) == 3 else None
+    out.append("| 5 | saturated: uring ≤ 0.80 × epoll CPU/req at 256 conns; ×16 pipelining ≥ 3.5M req/s and "
+               f"≥ 14 × nginx; okring load ≥ 1.5 × wrk per client core | {'; '.join(parts) or 'n/a'} | {verdict(g5)} |")
+    out += ["", "Goal 6 (each technique kept only where its numbers pay) is the "
+            "\"What was tried\" table of docs/performance.md. below/README.md has every "
+            "point's figures; sweep/ is the okring bench output of the sweep."]
+    return out
 
 
 def main():
@@ -221,6 +369,8 @@ def main():
         g7 = up <= ep
     lines.append(f"| 7 | open loop at ½ epoll's max: uring p99 ≤ epoll p99 | {txt} | {verdict(g7)} |")
 
+    lines += below_saturation_goals(run, c256, pipe, client)
+
     lines += ["", "## Where io_uring does not win: 1 and 4 connections", ""]
     if few:
         lines += ["| conns | uring req/s | epoll req/s | uring µs/req | epoll µs/req | CPU/req ÷ epoll |",
@@ -257,10 +407,13 @@ def main():
               "- client.txt/.json: okring load vs wrk against one uring server (bench/ab.py)",
               "- nohist.txt/.json: uring with and without --no-hist (bench/ab.py)",
               "- conn50k.txt/.json: bench/conn50k.py",
-              "- strace-<mode>.txt: strace -c -f of the server"]
+              "- strace-<mode>.txt: strace -c -f of the server",
+              "- below/: bench/below-saturation.sh (README.md, and per point the load JSON and the server's figures)",
+              "- sweep/: okring bench --rates auto --slo p99=1ms (report.md, results.json `sweep`, sweep-*.svg)"]
     with open(os.path.join(run, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("\n".join(lines[15:25]))
+    end = next(i for i, l in enumerate(lines) if l.startswith("## Where io_uring does not win"))
+    print("\n".join(lines[15:end]))
 
 
 if __name__ == "__main__":
