@@ -10,11 +10,14 @@
 # 2. Churn (--close, 32 and 256 connections, closed loop): requests/s and
 #    server CPU per request for uring, epoll and prefork with either loop;
 #    the server core's busy share says whether the load generator keeps up.
+#    The same again over a veth pair between two network namespaces, with
+#    each side's inbound packets processed on its own CPU (RPS; root only):
+#    on loopback the client's CPU runs the server's half of every handshake.
 # 3. Open-loop accuracy: schedule lag p99 and achieved rate at 10-80 % of
 #    the closed-loop rate, both load engines.
 #
 # Server on SERVER_CPU (default 1), load generator on CLIENT_CPU (default 0).
-# About 4 minutes. Usage: bench/below-saturation.sh   (builds the binary)
+# About 5 minutes. Usage: bench/below-saturation.sh   (builds the binary)
 #                         OKRING=/path/to/okring bench/below-saturation.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -43,23 +46,60 @@ cpu_ns() {
 # and iowait (softirq included: on loopback much TCP work runs there).
 core_ticks() { awk -v c="cpu$SRV" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
+# Where point() runs: loopback by default; netns_up moves it to a veth pair.
+HOST=127.0.0.1
+IN_SRV=()
+IN_CLI=()
+
+# netns_up: a server namespace and a client namespace joined by a veth pair,
+# with Receive Packet Steering sending each side's inbound packets to its
+# own CPU (the server's to $SRV, the client's to $CLI), as two machines
+# would each process their own. On loopback the sender's CPU runs the
+# receiver's TCP path in its softirq, so under churn the client's core
+# carries the server's handshakes. Needs root and ip(8); returns 1 if the
+# namespaces cannot be made.
+NS_SRV=okring-bs-srv NS_CLI=okring-bs-cli
+netns_up() {
+    netns_down
+    ip netns add $NS_SRV && ip netns add $NS_CLI || return 1
+    ip link add okbs0 netns $NS_SRV type veth peer name okbs1 netns $NS_CLI || return 1
+    ip -n $NS_SRV addr add 10.231.0.1/24 dev okbs0
+    ip -n $NS_CLI addr add 10.231.0.2/24 dev okbs1
+    for ns in $NS_SRV $NS_CLI; do ip -n $ns link set lo up; done
+    ip -n $NS_SRV link set okbs0 up
+    ip -n $NS_CLI link set okbs1 up
+    ip netns exec $NS_SRV sh -c "echo $(printf %x $((1 << SRV))) > /sys/class/net/okbs0/queues/rx-0/rps_cpus" &&
+        ip netns exec $NS_CLI sh -c "echo $(printf %x $((1 << CLI))) > /sys/class/net/okbs1/queues/rx-0/rps_cpus" ||
+        return 1
+    HOST=10.231.0.1
+    IN_SRV=(ip netns exec $NS_SRV)
+    IN_CLI=(ip netns exec $NS_CLI)
+}
+netns_down() {
+    ip netns del $NS_SRV 2>/dev/null || true
+    ip netns del $NS_CLI 2>/dev/null || true
+    HOST=127.0.0.1
+    IN_SRV=()
+    IN_CLI=()
+}
+
 # point LABEL "LOAD ARGS" SERVE ARGS... : one measured run; prints
 # requests, rps, server CPU µs/request, server busy %, p99, p99.9, counters.
 point() {
     label=$1 largs=$2
     shift 2
     err="$out/$label.serve.txt"
-    taskset -c "$SRV" "$OKRING" serve --threads 1 --bind 127.0.0.1:0 "$@" 2>"$err" &
+    "${IN_SRV[@]}" taskset -c "$SRV" "$OKRING" serve --threads 1 --bind "$HOST:0" "$@" 2>"$err" &
     sp=$!
     for _ in $(seq 100); do grep -q 'listening on' "$err" && break; sleep 0.1; done
     port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$err" | head -1 | sed 's/.*://')
     # shellcheck disable=SC2086
-    taskset -c "$CLI" "$OKRING" load "http://127.0.0.1:$port/" $largs --duration 1s --warmup 0s >/dev/null 2>&1
+    "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" $largs --duration 1s --warmup 0s >/dev/null 2>&1
     a=$(cpu_ns $sp)
     ka=$(core_ticks)
     t0=$(date +%s%N)
     # shellcheck disable=SC2086
-    taskset -c "$CLI" "$OKRING" load "http://127.0.0.1:$port/" $largs --duration "$DUR" --warmup 0s \
+    "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" $largs --duration "$DUR" --warmup 0s \
         --json "$out/$label.json" >"$out/$label.load.txt" 2>&1
     t1=$(date +%s%N)
     b=$(cpu_ns $sp)
@@ -125,6 +165,20 @@ for c in 32 256; do
     point "close$c-prefork-epoll" "-c $c --close" --mode prefork --workers 1 --worker-loop epoll
     point "close$c-prefork-uring" "-c $c --close" --mode prefork --workers 1 --worker-loop uring
 done
+
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 && netns_up; then
+    trap netns_down EXIT
+    for c in 32 256; do
+        header "churn over a veth pair, each side's receive path on its own CPU (RPS): --close, $c connections"
+        point "ns-close$c-epoll" "-c $c --close" --mode epoll
+        point "ns-close$c-uring" "-c $c --close" --mode uring
+        point "ns-close$c-prefork-epoll" "-c $c --close" --mode prefork --workers 1 --worker-loop epoll
+        point "ns-close$c-prefork-uring" "-c $c --close" --mode prefork --workers 1 --worker-loop uring
+    done
+    netns_down
+else
+    echo "churn over veth skipped: needs root, ip(8) and network namespaces" | tee -a "$md"
+fi
 
 header "open-loop accuracy: schedule lag at fractions of the closed-loop rate (epoll server)"
 for engine in uring epoll; do

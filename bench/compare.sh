@@ -7,12 +7,13 @@
 # (--no-hist), many keep-alive connections (bench/conn50k.py) and syscalls
 # per request (strace -c -f); then below saturation, under churn and the
 # open-loop schedule (bench/below-saturation.sh) and an offered-load sweep
-# (okring bench --rates auto --slo p99=1ms). bench/goals.py then writes
+# (okring bench --rates auto --slo p99=1ms), and the profiles behind the
+# goals it misses (bench/profiles.sh, perf). bench/goals.py then writes
 # README.md with the command, host, commit, every goal's figures and met /
 # missed: the saturated goals and the below-saturation goals.
 #
 # Server on SERVER_CPU (default 1), load generator on CLIENT_CPU (default 0).
-# About 12 minutes on a 2-CPU machine. Needs python3; nginx, wrk and strace
+# About 13 minutes on a 2-CPU machine. Needs python3; nginx, wrk and strace
 # are used when installed.
 #
 # Usage: bench/compare.sh            (builds the release binary)
@@ -36,15 +37,15 @@ wrk=""
 command -v wrk >/dev/null 2>&1 && wrk="--peers wrk"
 modes="uring,epoll${peers:+,$peers}"
 
-echo "== 1/10 closed loop, 256 connections: $modes (+ wrk)"
+echo "== 1/11 closed loop, 256 connections: $modes (+ wrk)"
 "$OKRING" bench --modes "$modes" $wrk --connections 256 --duration 5s --warmup 1s \
     --repeat 2 $pin --out "$out/c256"
 
-echo "== 1b/10 closed loop, 64 connections (the server core saturates here, not the client's)"
+echo "== 1b/11 closed loop, 64 connections (the server core saturates here, not the client's)"
 "$OKRING" bench --modes "$modes" --connections 64 --duration 3s --warmup 1s \
     --repeat 3 $pin --out "$out/c64"
 
-echo "== 2/10 16-deep pipelining, 64 connections"
+echo "== 2/11 16-deep pipelining, 64 connections"
 "$OKRING" bench --modes "uring,epoll${peers:+,$peers}" --pipeline 16 --connections 64 \
     --duration 4s --warmup 1s --repeat 2 $pin --out "$out/pipeline16"
 
@@ -53,36 +54,36 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 r = [s["requests_per_sec_median"] for s in d["summary"] if s["server"] == "epoll" and s["load"] == "okring"]
 print(int(r[0] / 2))' "$out/c256/results.json")
-echo "== 3/10 open loop at $rate requests/s (half of epoll's closed-loop rate)"
+echo "== 3/11 open loop at $rate requests/s (half of epoll's closed-loop rate)"
 "$OKRING" bench --modes uring,epoll --rate "$rate" --connections 256 --duration 5s \
     --warmup 1s --repeat 2 $pin --out "$out/rate"
 
-echo "== 4/10 1 and 4 connections"
+echo "== 4/11 1 and 4 connections"
 "$OKRING" bench --modes uring,epoll --connections 1,4 --duration 3s --warmup 1s \
     --repeat 2 $pin --out "$out/few"
 
-echo "== 4b/10 every mode, 64 connections (CPU per request per architecture)"
+echo "== 4b/11 every mode, 64 connections (CPU per request per architecture)"
 "$OKRING" bench --modes uring,epoll,prefork,prefork-uring,fork,sequential --connections 64 \
     --duration 3s --warmup 1s --repeat 1 $pin --out "$out/modes"
 
 srv="$OKRING serve --mode uring --threads 1 --bind 127.0.0.1:{port}"
-echo "== 5/10 load generator CPU per request: okring load vs wrk, same uring server"
+echo "== 5/11 load generator CPU per request: okring load vs wrk, same uring server"
 if [ -n "$wrk" ]; then
     python3 bench/ab.py --okring "$OKRING" --server "uring=$srv" --load okring,wrk \
         --duration 4 --repeat 3 --server-cpu "$SRV" --client-cpu "$CLI" \
         --json "$out/client.json" | tee "$out/client.txt"
 fi
 
-echo "== 6/10 service-time histograms: uring with and without --no-hist"
+echo "== 6/11 service-time histograms: uring with and without --no-hist"
 python3 bench/ab.py --okring "$OKRING" --server "hist=$srv" --server "nohist=$srv --no-hist" \
     --duration 4 --repeat 4 --server-cpu "$SRV" --client-cpu "$CLI" \
     --json "$out/nohist.json" | tee "$out/nohist.txt"
 
-echo "== 7/10 50k keep-alive connections on one uring worker"
+echo "== 7/11 50k keep-alive connections on one uring worker"
 python3 bench/conn50k.py --okring "$OKRING" --conns 50000 --server-cpu "$SRV" \
     --client-cpu "$CLI" --json "$out/conn50k.json" | tee "$out/conn50k.txt" || true
 
-echo "== 8/10 syscalls per request (strace -c -f; strace slows the server, counts only)"
+echo "== 8/11 syscalls per request (strace -c -f; strace slows the server, counts only)"
 if command -v strace >/dev/null 2>&1; then
     for m in uring epoll; do
         port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -99,12 +100,15 @@ if command -v strace >/dev/null 2>&1; then
     done
 fi
 
-echo "== 9/10 below saturation (10/25/50 % of epoll's rate), churn (--close), open-loop schedule"
+echo "== 9/11 below saturation (10/25/50 % of epoll's rate), churn (--close), open-loop schedule"
 OKRING="$OKRING" SERVER_CPU="$SRV" CLIENT_CPU="$CLI" OUT="$out/below" bench/below-saturation.sh
 
-echo "== 10/10 offered-load sweep, 10-120 % of each server's closed-loop rate, capacity at p99 <= 1 ms"
+echo "== 10/11 offered-load sweep, 10-120 % of each server's closed-loop rate, capacity at p99 <= 1 ms"
 "$OKRING" bench --modes uring,epoll --rates auto --slo p99=1ms --connections 256 --duration 3s \
     --warmup 1s --repeat 1 $pin --out "$out/sweep"
+
+echo "== 11/11 profiles behind the missed goals (perf; skipped without it)"
+OKRING="$OKRING" SERVER_CPU="$SRV" CLIENT_CPU="$CLI" OUT="$out/profiles" bench/profiles.sh
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - start ))
