@@ -20,7 +20,7 @@ of the CPU of a multi-second run).
 Usage:
   bench/ab.py --server 'base=/tmp/okring-a serve --mode uring --threads 1 --bind 127.0.0.1:{port}' \\
               --server 'new=/tmp/okring-b serve --mode uring --threads 1 --bind 127.0.0.1:{port}' \\
-              [--load okring|wrk] [--conns 256] [--pipeline 1] [--rate R] [--duration 5] [--repeat 3]
+              [--load okring|wrk|LABEL=PATH,...] [--conns 256] [--pipeline 1] [--rate R] [--duration 5] [--repeat 3]
 """
 import argparse
 import json
@@ -103,7 +103,7 @@ def run_load(args, load, port, duration, cpu):
         jf = None
     else:
         jf = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-        cmd = [args.okring, "load", url, "-c", str(args.conns), "-d", f"{duration}s",
+        cmd = [args.load_bins.get(load, args.okring), "load", url, "-c", str(args.conns), "-d", f"{duration}s",
                "--warmup", "0s", "--pipeline", str(args.pipeline), "--json", jf]
         if args.rate:
             cmd += ["--rate", str(args.rate)]
@@ -139,7 +139,8 @@ def main():
     ap.add_argument("--server", action="append", required=True,
                     help="LABEL=COMMAND with {port} where the port goes")
     ap.add_argument("--load", default="okring",
-                    help="okring, wrk, or both (okring,wrk: each server is driven by each, alternated)")
+                    help="okring, wrk, or LABEL=PATH (the okring binary at PATH); several, comma-separated "
+                         "(okring,wrk: each server is driven by each, alternated)")
     ap.add_argument("--okring", default=os.environ.get("OKRING", "okring"),
                     help="okring binary used as load generator")
     ap.add_argument("--conns", type=int, default=256)
@@ -153,10 +154,16 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    loads = args.load.split(",")
-    for load in loads:
-        if load not in ("okring", "wrk"):
-            raise SystemExit(f"--load {load}: okring or wrk")
+    loads = []
+    args.load_bins = {}
+    for load in args.load.split(","):
+        if "=" in load:
+            label, path = load.split("=", 1)
+            args.load_bins[label] = path
+            load = label
+        elif load not in ("okring", "wrk"):
+            raise SystemExit(f"--load {load}: okring, wrk or LABEL=PATH (an okring binary)")
+        loads.append(load)
     servers = []
     for spec in args.server:
         label, cmd = spec.split("=", 1)

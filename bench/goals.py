@@ -94,16 +94,25 @@ PROFILE_SYMBOLS = [
     ("io_recv", "recv (io_uring)"),
     ("io_connect", "connect (io_uring)"),
     ("__sys_shutdown", "shutdown(2)"),
-    ("net_rx_action", "softirq receive (the peer's TCP path on loopback)"),
+    ("net_rx_action", "softirq receive (on loopback, the peer's TCP path as well)"),
     ("tcp_rcv_state_process", "handshake and teardown states"),
     ("io_cqring_wait", "waiting for CQEs"),
     ("finish_task_switch.isra.0", "context switch"),
+    ("__sys_accept4", "accept4(2)"),
+    ("io_accept", "accept (io_uring)"),
+    ("__x64_sys_close", "close(2)"),
+    ("io_close", "close (io_uring)"),
     ("native_write_msr", "MSR writes (timer, IPI: a VM exit)"),
-    ("do_idle", "idle"),
+    ("halted", "idle: halted (self share of the idle routine)"),
 ]
+# The routine a CPU halts in when idle (self share): in a VM, or on bare metal.
+IDLE_SYMBOLS = ("pv_native_safe_halt", "native_safe_halt", "intel_idle", "mwait_idle_with_hints",
+                "acpi_idle_do_entry", "default_idle")
 PROFILES = [
     ("r10-uring-wait50us", "uring server at 10 %, 50 µs wait cap, its own run time (goal 1)"),
     ("close256-client", "okring load --close, 256 conns (goal 2)"),
+    ("ns-close32-uring-server", "uring server, --close, 32 conns, veth + RPS (goal 2)"),
+    ("ns-close32-epoll-server", "epoll server, same (goal 2)"),
     ("lag80-client", "okring load at 80 % of its closed-loop rate (goal 3)"),
     ("closed-client", "okring load closed loop, same server (goal 3)"),
     ("c256-uring-server", "uring server, 256 conns closed loop (goal 5)"),
@@ -126,6 +135,9 @@ def profile_table(prof):
             f = line.split()
             if len(f) >= 4 and f[0].endswith("%") and f[2] in ("[k]", "[.]"):
                 shares.setdefault(n, {}).setdefault(f[3], f[0])
+                if f[3] in IDLE_SYMBOLS:
+                    best = shares[n].get("halted", "0.00%")
+                    shares[n]["halted"] = max(best, f[1], key=lambda x: float(x.rstrip("%")))
     out.append("| path | " + " | ".join(d for _, d in have) + " |")
     out.append("|---|" + "---:|" * len(have))
     for sym, desc in PROFILE_SYMBOLS:
@@ -225,9 +237,11 @@ def below_saturation_goals(run, c256, pipe, client):
                "prefork uring workers ≥ epoll workers; server core ≥ 95 % busy | "
                f"{'; '.join(parts) or 'n/a'} | {verdict(g2)} |")
 
-    # 3. Open-loop schedule, both load engines.
+    # 3. Open-loop schedule, both load engines; judged on the default one
+    # (uring), the other's figures beside it.
     parts = []
     g3 = None
+    by_engine = {}
     for engine in ("uring", "epoll"):
         cap = point(below, f"cap-load-{engine}")
         if not cap:
@@ -243,12 +257,14 @@ def below_saturation_goals(run, c256, pipe, client):
             got = ld["results"]["requests_per_sec"]
             off = got / target - 1
             ok = lag <= 50e3 and abs(off) <= 0.005
-            g3 = ok if g3 is None else (g3 and ok)
+            by_engine[engine] = ok if engine not in by_engine else (by_engine[engine] and ok)
             cells.append(f"{pct} % lag p99 {us(lag):.1f} µs, rate {off:+.2%}, {ld['results']['late_sends']} late")
         parts.append(f"{engine} engine (closed loop {cap[0]['results']['requests_per_sec']:.0f} req/s): "
-                     + ", ".join(cells))
+                     + ", ".join(cells)
+                     + ("" if engine not in by_engine else (" — met" if by_engine[engine] else " — missed")))
+    g3 = by_engine.get("uring")
     out.append("| 3 | open loop up to 80 % of the client core's closed-loop rate: schedule lag p99 ≤ 50 µs, "
-               f"rate within 0.5 % | {'; '.join(parts) or 'n/a'} | {verdict(g3)} |")
+               f"rate within 0.5 % (verdict: the default engine, uring) | {'; '.join(parts) or 'n/a'} | {verdict(g3)} |")
 
     # 4. The sweep.
     sweep = load(os.path.join(run, "sweep/results.json"))

@@ -9,7 +9,10 @@
 #    a 50 us wait cap: perf stat (task clock, context switches) of the
 #    server, and perf record of the capped server's own run time: what a
 #    sleep costs (goal 1).
-# 2. okring load --close, 256 connections: the client CPU (goal 2).
+# 2. okring load --close, 256 connections: the client CPU (goal 2); and
+#    the uring and epoll servers' CPU under --close with 32 connections
+#    over a veth pair with RPS (bench/netns.sh; root only), where the
+#    server's core is the limit.
 # 3. okring load open loop at 80 % of its closed-loop rate: the client CPU
 #    (goal 3).
 # 4. uring server, closed loop, 256 connections: the server CPU (goal 5).
@@ -39,7 +42,7 @@ fi
 serve() {
     log=$1
     shift
-    taskset -c "$SRV" "$OKRING" serve --threads 1 --bind 127.0.0.1:0 "$@" 2>"$log" &
+    "${IN_SRV[@]}" taskset -c "$SRV" "$OKRING" serve --threads 1 --bind "$HOST:0" "$@" 2>"$log" &
     sp=$!
     for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
     port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$log" | head -1 | sed 's/.*://')
@@ -47,9 +50,12 @@ serve() {
 
 stop() { kill -TERM "$sp"; wait "$sp" 2>/dev/null || true; }
 
+# Loopback unless netns_up moves the runs onto a veth pair.
+. bench/netns.sh
+
 # rps LOAD ARGS...: closed- or open-loop requests/s of one 3 s run.
 rps() {
-    taskset -c "$CLI" "$OKRING" load "http://127.0.0.1:$port/" --duration 3s --warmup 0s "$@" |
+    "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" --duration 3s --warmup 0s "$@" |
         sed -n 's/^Requests\/sec: *\([0-9]*\).*/\1/p'
 }
 
@@ -59,7 +65,7 @@ rps() {
 profile() {
     name=$1 target=$2
     shift 2
-    taskset -c "$CLI" "$OKRING" load "http://127.0.0.1:$port/" --duration 5s --warmup 0s "$@" \
+    "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" --duration 5s --warmup 0s "$@" \
         >"$out/load-$name.txt" 2>&1 &
     lp=$!
     sleep 1
@@ -83,7 +89,7 @@ for w in 0 50us; do
     name=r10-uring-wait$w
     echo "-- uring server at $rate req/s, --uring-wait $w"
     serve "$out/serve-$name.txt" --mode uring --uring-wait "$w"
-    taskset -c "$CLI" "$OKRING" load "http://127.0.0.1:$port/" -c 256 -R "$rate" --duration 5s \
+    "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" -c 256 -R "$rate" --duration 5s \
         --warmup 0s >"$out/load-$name.txt" 2>&1 &
     lp=$!
     sleep 1
@@ -99,6 +105,19 @@ echo "-- okring load --close, 256 connections, against epoll"
 serve "$out/serve-close.txt" --mode epoll
 profile close256-client "-C $CLI" -c 256 --close
 stop
+
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 && netns_up; then
+    trap netns_down EXIT
+    for m in uring epoll; do
+        echo "-- $m server under --close, 32 connections, over veth with RPS"
+        serve "$out/serve-ns-close32-$m.txt" --mode "$m"
+        profile "ns-close32-$m-server" "-C $SRV" -c 32 --close
+        stop
+    done
+    netns_down
+else
+    echo "-- churn over veth skipped: needs root, ip(8) and network namespaces"
+fi
 
 echo "-- okring load open loop at 80 % of its closed-loop rate, against epoll"
 serve "$out/serve-lag80.txt" --mode epoll
