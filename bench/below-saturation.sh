@@ -42,9 +42,12 @@ cpu_ns() {
         awk '{s += $1} END {printf "%d\n", s}'
 }
 
-# Busy time of CPU $SRV, in USER_HZ ticks: every /proc/stat column but idle
-# and iowait (softirq included: on loopback much TCP work runs there).
-core_ticks() { awk -v c="cpu$SRV" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# Steal ticks of all CPUs (/proc/stat): time the hypervisor ran something else.
+steal_ticks() { awk '$1 == "cpu" {print $9}' /proc/stat; }
+
+# Busy time of CPU $SRV, in USER_HZ ticks: user, nice, system, irq and
+# softirq (on loopback much TCP work runs there); not idle, iowait or steal.
+core_ticks() { awk -v c="cpu$SRV" '$1 == c {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 # Where point() runs: loopback by default; netns_up (bench/netns.sh) moves
 # it to a veth pair between two namespaces.
@@ -64,6 +67,7 @@ point() {
     "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" $largs --duration 1s --warmup 0s >/dev/null 2>&1
     a=$(cpu_ns $sp)
     ka=$(core_ticks)
+    sa=$(steal_ticks)
     t0=$(date +%s%N)
     # shellcheck disable=SC2086
     "${IN_CLI[@]}" taskset -c "$CLI" "$OKRING" load "http://$HOST:$port/" $largs --duration "$DUR" --warmup 0s \
@@ -71,6 +75,7 @@ point() {
     t1=$(date +%s%N)
     b=$(cpu_ns $sp)
     kb=$(core_ticks)
+    sb=$(steal_ticks)
     kill -TERM $sp
     wait $sp 2>/dev/null || true
     n=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results']['requests'])" "$out/$label.json")
@@ -80,9 +85,9 @@ point() {
     p999=$(echo "$lat" | sed -n 's/.* p99.9 \([^ ]*\) .*/\1/p')
     lag=$(grep -A2 'Schedule lag' "$out/$label.load.txt" | sed -n 3p | sed -n 's/.* p99 \([^ ]*\) .*/\1/p')
     ctr=$(grep -o 'ring_enters=[0-9]* cqes=[0-9]*\( wait_cap_expired=[0-9]*\)\?\|epoll_waits=[0-9]* epoll_events=[0-9]*' "$err" | tail -1)
-    POINT_DIR="$out" python3 - "$label" "$n" "$rps" "$a" "$b" "$t0" "$t1" "$p99" "$p999" "${lag:--}" "$ctr" "$ka" "$kb" "$(getconf CLK_TCK)" <<'EOF' | tee -a "$md"
+    POINT_DIR="$out" python3 - "$label" "$n" "$rps" "$a" "$b" "$t0" "$t1" "$p99" "$p999" "${lag:--}" "$ctr" "$ka" "$kb" "$(getconf CLK_TCK)" "$sa" "$sb" "$(nproc)" <<'EOF' | tee -a "$md"
 import json, os, sys
-label, n, rps, a, b, t0, t1, p99, p999, lag, ctr, ka, kb, hz = sys.argv[1:]
+label, n, rps, a, b, t0, t1, p99, p999, lag, ctr, ka, kb, hz, sa, sb, ncpu = sys.argv[1:]
 core = (int(kb) - int(ka)) * 1e9 / int(hz)
 n = int(n); cpu = int(b) - int(a); wall = int(t1) - int(t0)
 per = {}
@@ -96,19 +101,21 @@ if "ring_enters" in per:
         extra += f", {per['wait_cap_expired'] / per['ring_enters']:.0%} capped"
 elif "epoll_waits" in per:
     extra = f"{per['epoll_waits'] / n:.2f} waits/req, {per['epoll_events'] / per['epoll_waits']:.1f} events/wait"
-print(f"| {label} | {rps} | {cpu / 1000 / n:.2f} | {core / 1000 / n:.2f} | {core / wall:.0%} | {p99} | {p999} | {lag} | {extra} |")
+stolen = (int(sb) - int(sa)) * 1e9 / int(hz) / (wall * int(ncpu))
+print(f"| {label} | {rps} | {cpu / 1000 / n:.2f} | {core / 1000 / n:.2f} | {core / wall:.0%} | {p99} | {p999} | {lag} | {stolen:.0%} | {extra} |")
 # The same figures for bench/goals.py (latency, lag and rate are in $label.json).
 with open(f"{os.environ['POINT_DIR']}/{label}.point.json", "w") as f:
     json.dump({"label": label, "requests": n, "server_threads_us_per_req": cpu / 1000 / n,
                "server_core_us_per_req": core / 1000 / n, "server_core_busy": core / wall,
+               "steal_share": stolen,
                "counters": per}, f)
 EOF
 }
 
 header() {
     { echo; echo "### $1"; echo
-      echo "| run | req/s | server threads µs/req | server core µs/req | server core busy | p99 | p99.9 | lag p99 | event loop (whole server life) |"
-      echo "|---|---|---|---|---|---|---|---|---|"; } | tee -a "$md"
+      echo "| run | req/s | server threads µs/req | server core µs/req | server core busy | p99 | p99.9 | lag p99 | stolen | event loop (whole server life) |"
+      echo "|---|---|---|---|---|---|---|---|---|---|"; } | tee -a "$md"
 }
 
 header "epoll closed loop (the capacity the rates are fractions of)"
@@ -174,7 +181,9 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "server's CPU (/proc/stat, softirq included, which also carries some of the"
     echo "client's receive path), per request and as a share of the window. Latency"
     echo "is corrected for coordinated omission in open-loop rows. Event-loop"
-    echo "ratios cover the server's whole life (warm-up included)."
+    echo "ratios cover the server's whole life (warm-up included). Stolen: the share"
+    echo "of both CPUs' time the hypervisor gave to others during the point (steal,"
+    echo "/proc/stat); a point with more than a few per cent is not a result."
     cat "$md"
 } >"$out/README.md"
 rm -f "$md"

@@ -29,6 +29,10 @@ CLI=${CLIENT_CPU:-0}
 out=${OUT:-bench/runs/$(date -u +%F)-full}
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# Steal and total ticks of all CPUs (/proc/stat): the share of this
+# machine's CPU time its hypervisor gave to others during the run.
+ticks() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+ticks_before=$(ticks)
 start=$(date +%s)
 pin="--server-cpus $SRV --client-cpus $CLI"
 peers=""
@@ -112,6 +116,7 @@ OKRING="$OKRING" SERVER_CPU="$SRV" CLIENT_CPU="$CLI" OUT="$out/profiles" bench/p
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - start ))
+steal=$(echo "$ticks_before $(ticks)" | awk '{ printf "%.1f", $4 > $2 ? 100 * ($3 - $1) / ($4 - $2) : 0 }')
 python3 bench/goals.py "$out" --okring "$OKRING" --load-before "$load_before" \
-    --load-after "$load_after" --elapsed "$elapsed" --command "bench/compare.sh"
+    --load-after "$load_after" --elapsed "$elapsed" --steal "$steal" --command "bench/compare.sh"
 echo "recorded in $out ($elapsed s)"

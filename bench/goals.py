@@ -12,7 +12,7 @@ Ratios are medians of per-repeat ratios (servers measured side by side in
 the same repeat), as okring bench computes them.
 
 Usage: bench/goals.py RUN_DIR [--okring PATH] [--load-before X] [--load-after X]
-                      [--elapsed S] [--command CMD]
+                      [--elapsed S] [--steal PERCENT] [--command CMD]
 """
 import argparse
 import json
@@ -20,6 +20,10 @@ import os
 import re
 import statistics
 import subprocess
+
+
+# Steal over this share of the run's CPU time makes the run not a result.
+STEAL_LIMIT = 2.0
 
 
 def load(path):
@@ -317,6 +321,8 @@ def main():
     ap.add_argument("run")
     ap.add_argument("--okring", default="okring")
     ap.add_argument("--load-before", default="?")
+    ap.add_argument("--steal", type=float,
+                    help="share of all CPUs' time the hypervisor stole during the run, %% (/proc/stat)")
     ap.add_argument("--load-after", default="?")
     ap.add_argument("--elapsed", default="?")
     ap.add_argument("--command", default="bench/compare.sh")
@@ -349,7 +355,18 @@ def main():
         f"- rustc: {host.get('rustc', sh('rustc --version'))}",
         f"- nginx: {sh('nginx -v 2>&1') or 'not installed'}; wrk: {sh('wrk -v 2>&1 | head -1') or 'not installed'}",
         f"- load average (1/5/15 min) before: {a.load_before}, after: {a.load_after}",
+        f"- CPU time stolen by the hypervisor during the run (steal, /proc/stat): "
+        + ("not measured" if a.steal is None else f"{a.steal:.1f} % of both CPUs"),
         "",
+    ]
+    if a.steal is not None and a.steal > STEAL_LIMIT:
+        lines += [
+            f"**Not a result.** The hypervisor ran something else for {a.steal:.1f} % of this machine's "
+            f"CPU time during the run (over {STEAL_LIMIT:g} %): a stall that hits one server's run and "
+            "not the other's skews the ratios too. Rerun on a quiet host.",
+            "",
+        ]
+    lines += [
         "Server pinned to one CPU, load generator to the other. Other processes",
         "may share the machine (see the load average): trust the ratios, which",
         "are medians of per-repeat ratios of servers measured side by side.",
@@ -502,7 +519,8 @@ def main():
     with open(os.path.join(run, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     end = next(i for i, l in enumerate(lines) if l.startswith("## Where io_uring does not win"))
-    print("\n".join(lines[15:end]))
+    start = next(i for i, l in enumerate(lines) if l.startswith("| # | goal"))
+    print("\n".join(lines[start:end]))
 
 
 if __name__ == "__main__":
