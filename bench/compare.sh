@@ -27,6 +27,10 @@ fi
 SRV=${SERVER_CPU:-1}
 CLI=${CLIENT_CPU:-0}
 out=${OUT:-bench/runs/$(date -u +%F)-full}
+if [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+    echo "bench/compare.sh: $out is not empty; move it away or set OUT to a new directory" >&2
+    exit 2
+fi
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Steal and total ticks of all CPUs (/proc/stat): the share of this
@@ -116,7 +120,7 @@ OKRING="$OKRING" SERVER_CPU="$SRV" CLIENT_CPU="$CLI" OUT="$out/profiles" bench/p
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - start ))
-steal=$(echo "$ticks_before $(ticks)" | awk '{ printf "%.1f", $4 > $2 ? 100 * ($3 - $1) / ($4 - $2) : 0 }')
+steal=$(echo "$ticks_before $(ticks)" | awk '{ printf "%.1f", ($4 > $2 ? 100 * ($3 - $1) / ($4 - $2) : 0) }')
 python3 bench/goals.py "$out" --okring "$OKRING" --load-before "$load_before" \
     --load-after "$load_after" --elapsed "$elapsed" --steal "$steal" --command "bench/compare.sh"
 echo "recorded in $out ($elapsed s)"
