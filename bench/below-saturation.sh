@@ -132,23 +132,23 @@ for pct in 10 25 50; do
     done
 done
 
-for c in 32 256; do
-    header "churn: --close, $c connections, closed loop"
-    point "close$c-epoll" "-c $c --close" --mode epoll
-    point "close$c-uring" "-c $c --close" --mode uring
-    point "close$c-prefork-epoll" "-c $c --close" --mode prefork --workers 1 --worker-loop epoll
-    point "close$c-prefork-uring" "-c $c --close" --mode prefork --workers 1 --worker-loop uring
-done
+# churn PREFIX TITLE: the four modes under --close at 32 and 256 connections.
+churn() {
+    for c in 32 256; do
+        header "$2, $c connections"
+        for m in epoll uring; do
+            point "$1close$c-$m" "-c $c --close" --mode "$m"
+        done
+        for m in epoll uring; do
+            point "$1close$c-prefork-$m" "-c $c --close" --mode prefork --workers 1 --worker-loop "$m"
+        done
+    done
+}
 
+churn "" "churn: --close, closed loop"
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 && netns_up; then
     trap netns_down EXIT
-    for c in 32 256; do
-        header "churn over a veth pair, each side's receive path on its own CPU (RPS): --close, $c connections"
-        point "ns-close$c-epoll" "-c $c --close" --mode epoll
-        point "ns-close$c-uring" "-c $c --close" --mode uring
-        point "ns-close$c-prefork-epoll" "-c $c --close" --mode prefork --workers 1 --worker-loop epoll
-        point "ns-close$c-prefork-uring" "-c $c --close" --mode prefork --workers 1 --worker-loop uring
-    done
+    churn ns- "churn over a veth pair, each side's receive path on its own CPU (RPS): --close"
     netns_down
 else
     echo "churn over veth skipped: needs root, ip(8) and network namespaces" | tee -a "$md"

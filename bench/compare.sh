@@ -13,7 +13,7 @@
 # missed: the saturated goals and the below-saturation goals.
 #
 # Server on SERVER_CPU (default 1), load generator on CLIENT_CPU (default 0).
-# About 13 minutes on a 2-CPU machine. Needs python3; nginx, wrk and strace
+# About 12 minutes on a 2-CPU machine. Needs python3; nginx, wrk and strace
 # are used when installed.
 #
 # Usage: bench/compare.sh            (builds the release binary)

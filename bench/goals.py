@@ -80,6 +80,16 @@ def strace_per_request(run, mode):
     return reqs, hot
 
 
+def client_per_core(client):
+    """(okring load's row, wrk's row, okring's req/s per client core ÷ wrk's)
+    from bench/ab.py's JSON against the uring server, or None."""
+    s = (client or {}).get("summary", {})
+    o, w = s.get("uring/okring"), s.get("uring/wrk")
+    if not (o and w):
+        return None
+    return o, w, w["client_cpu_us_per_req"] / o["client_cpu_us_per_req"]
+
+
 def point(below, label):
     """One bench/below-saturation.sh point: (load JSON, server figures) or None."""
     ld = load(os.path.join(below, f"{label}.json"))
@@ -300,12 +310,10 @@ def below_saturation_goals(run, c256, pipe, client):
         parts.append(f"×16 pipelining {u['requests_per_sec_median'] / 1e6:.2f}M req/s "
                      f"({u['server_cpu_util_median'] * 100:.0f} % server CPU), {fmt(r, '.1f')} × nginx")
         oks.append(u["requests_per_sec_median"] >= 3.5e6 and r is not None and r >= 14)
-    if client:
-        o, w = client["summary"].get("uring/okring"), client["summary"].get("uring/wrk")
-        if o and w:
-            eff = w["client_cpu_us_per_req"] / o["client_cpu_us_per_req"]
-            parts.append(f"okring load ÷ wrk req/s per client core {eff:.2f}")
-            oks.append(eff >= 1.5)
+    pc = client_per_core(client)
+    if pc:
+        parts.append(f"okring load ÷ wrk req/s per client core {pc[2]:.2f}")
+        oks.append(pc[2] >= 1.5)
     g5 = all(oks) if len(oks) == 3 else None
     out.append("| 5 | saturated: uring ≤ 0.80 × epoll CPU/req at 256 conns; ×16 pipelining ≥ 3.5M req/s and "
                f"≥ 14 × nginx; okring load ≥ 1.5 × wrk per client core | {'; '.join(parts) or 'n/a'} | {verdict(g5)} |")
@@ -426,15 +434,13 @@ def main():
     # 4. Load generator per client core.
     g4 = None
     txt = "n/a"
-    if client:
-        s = client["summary"]
-        o, w = s.get("uring/okring"), s.get("uring/wrk")
-        if o and w:
-            eff = w["client_cpu_us_per_req"] / o["client_cpu_us_per_req"]
-            txt = (f"okring load {o['req_per_s']:.0f} req/s at {o['client_cpu_us_per_req']:.2f} µs client CPU/req; "
-                   f"wrk {w['req_per_s']:.0f} req/s at {w['client_cpu_us_per_req']:.2f} µs; "
-                   f"req/s per client core: okring ÷ wrk = {eff:.2f} (req/s ratio {o['req_per_s'] / w['req_per_s']:.2f})")
-            g4 = eff >= 1.5
+    pc = client_per_core(client)
+    if pc:
+        o, w, eff = pc
+        txt = (f"okring load {o['req_per_s']:.0f} req/s at {o['client_cpu_us_per_req']:.2f} µs client CPU/req; "
+               f"wrk {w['req_per_s']:.0f} req/s at {w['client_cpu_us_per_req']:.2f} µs; "
+               f"req/s per client core: okring ÷ wrk = {eff:.2f} (req/s ratio {o['req_per_s'] / w['req_per_s']:.2f})")
+        g4 = eff >= 1.5
     lines.append(f"| 4 | okring load ≥ 1.5 × wrk's req/s per client core | {txt} | {verdict(g4)} |")
 
     # 5. Connections.
